@@ -1,0 +1,117 @@
+"""``exstreamtv``: start the engine and the HTTP server, with the console or headless."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .engine.config import Config, ConfigError, load_config
+from .engine.ffmpeg_binary import FFmpegNotFound
+
+DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "exstreamtv"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="exstreamtv",
+        description="EXStreamTV: media files become always-on live TV channels, served over HTTP "
+                    "(MPEG-TS, M3U) with an operations console. With no config and no media it "
+                    "serves three demo channels.",
+        epilog="Watch a channel: ffplay http://127.0.0.1:8411/stream/channels/1.ts  "
+               "Playlist: http://127.0.0.1:8411/iptv/channels.m3u",
+    )
+    p.add_argument("--config", metavar="PATH", help="YAML config file (default: <data-dir>/exstreamtv.yaml "
+                   "if it exists, else built-in defaults; see config/exstreamtv.yaml)")
+    p.add_argument("--host", help="address to listen on (default: server.host, 0.0.0.0; env EXSTREAMTV_HOST)")
+    p.add_argument("--port", type=int, help="port to listen on (default: server.port, 8411; env EXSTREAMTV_PORT)")
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help=f"where demo clips, caches and state live (default: {DEFAULT_DATA_DIR})")
+    p.add_argument("--no-tui", action="store_true", help="run headless (a service, a container): no console, "
+                   "logs to stderr")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                   help="log level (default: info)")
+    p.add_argument("--version", action="version", version=f"exstreamtv {__version__}")
+    return p
+
+
+def resolve_config(args: argparse.Namespace, data_dir: Path) -> Config:
+    path = args.config
+    if path is None and (data_dir / "exstreamtv.yaml").exists():
+        path = data_dir / "exstreamtv.yaml"
+    cfg = load_config(path)
+    if args.host:
+        cfg.server.host = args.host
+    if args.port is not None:
+        if not 0 <= args.port <= 65535:
+            raise ConfigError(f"--port must be between 0 and 65535, got {args.port}")
+        cfg.server.port = args.port
+    return cfg
+
+
+async def run_headless(cfg: Config, data_dir: Path) -> int:
+    from .engine.engine import Engine
+    from .server.runner import ServerHandle
+
+    log = logging.getLogger("exstreamtv")
+    engine = Engine(cfg, data_dir)
+    handle = ServerHandle(engine)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await handle.start()
+    except BaseException:
+        await engine.stop()
+        raise
+    for url in handle.urls:
+        log.info("watch: %s/stream/channels/%s.ts   playlist: %s/iptv/channels.m3u", url,
+                 min(engine.channels) if engine.channels else 1, url)
+    waiter = asyncio.ensure_future(stop.wait())
+    server_done = asyncio.ensure_future(handle.wait())
+    await asyncio.wait({waiter, server_done}, return_when=asyncio.FIRST_COMPLETED)
+    log.info("shutting down: ending viewer streams and FFmpeg processes")
+    waiter.cancel()
+    await handle.stop()
+    server_done.cancel()
+    log.info("stopped cleanly")
+    return 0
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    data_dir = Path(args.data_dir).expanduser() if args.data_dir else DEFAULT_DATA_DIR
+    try:
+        cfg = resolve_config(args, data_dir)
+    except ConfigError as exc:
+        print(f"exstreamtv: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from .server.runner import ServerStartError
+
+    try:
+        if args.no_tui:
+            setup_logging(args.log_level)
+            return asyncio.run(run_headless(cfg, data_dir))
+        from .tui.app import run_console
+
+        return run_console(cfg, data_dir, args.log_level)
+    except (FFmpegNotFound, ServerStartError) as exc:
+        print(f"exstreamtv: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The streaming engine: pure asyncio domain code (no Starlette, no Textual)."""

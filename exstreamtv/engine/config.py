@@ -1,0 +1,402 @@
+"""Typed configuration loaded from YAML.
+
+Every key is a dataclass field with its default, so the YAML file is optional and
+``config/exstreamtv.yaml`` only documents the same values. Loading is strict: an
+unknown key, a wrong type, a negative number, a missing media path or a duplicate
+channel number stops start-up with one ``ConfigError`` that names the key and the
+line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+
+class ConfigError(Exception):
+    """A configuration problem, with where it is; printed as-is to the operator."""
+
+
+def _spec(default: Any = dataclasses.MISSING, *, minimum: float | None = 0, choices: tuple[str, ...] | None = None,
+          factory: Any = dataclasses.MISSING, doc: str = "") -> Any:
+    meta = {"minimum": minimum, "choices": choices, "doc": doc}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class ServerConfig:
+    host: str = "0.0.0.0"
+    port: int = _spec(8411, minimum=1)
+    base_url: str | None = None
+    api_token: str | None = None
+    limit_concurrency: int = _spec(4000, minimum=1)
+    timeout_keep_alive_seconds: int = _spec(5, minimum=1)
+
+    def __post_init__(self) -> None:
+        if self.port > 65535:
+            raise ValueError("port must be between 1 and 65535")
+
+
+@dataclass
+class FFmpegConfig:
+    path: str | None = None
+    width: int = _spec(1280, minimum=16)
+    height: int = _spec(720, minimum=16)
+    fps: int = _spec(30, minimum=1)
+    preset: str = _spec("veryfast", choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"))
+    video_bitrate_kbps: int = _spec(3000, minimum=100)
+    audio_bitrate_kbps: int = _spec(128, minimum=32)
+    sample_rate: int = _spec(48000, minimum=8000)
+    audio_channels: int = _spec(2, minimum=1)
+    keyframe_interval_seconds: float = _spec(2.0, minimum=0.5)
+    probe_timeout_seconds: float = _spec(20.0, minimum=1)
+    start_timeout_seconds: float = _spec(10.0, minimum=1)
+    threads: int = _spec(0, minimum=0, doc="x264 threads per encoder; 0 lets x264 choose")
+
+
+@dataclass
+class StreamingConfig:
+    channel_grace_seconds: float = _spec(30.0, doc="pipeline keeps running this long after the last viewer leaves")
+    lead_seconds: float = _spec(1.0, doc="how far ahead of real time viewers are fed")
+    readahead_seconds: float = _spec(3.0, minimum=0.5, doc="how far ahead of release FFmpeg may encode")
+    viewer_buffer_seconds: float = _spec(10.0, minimum=1, doc="how far a viewer may fall behind before it skips ahead")
+
+
+@dataclass
+class SessionManagerConfig:
+    max_sessions_per_channel: int = _spec(50, minimum=1)
+    idle_timeout_seconds: float = _spec(300.0, minimum=1)
+    cleanup_interval_seconds: float = _spec(60.0, minimum=0.05)
+    idle_after_seconds: float = _spec(10.0, minimum=0.05, doc="a send blocked this long makes the session Idle")
+    max_errors: int = _spec(5, minimum=1)
+    history_size: int = _spec(100)
+
+
+@dataclass
+class StreamThrottlerConfig:
+    enabled: bool = True
+    target_bitrate_bps: int = _spec(4_000_000, minimum=1000)
+    mode: str = _spec("realtime", choices=("realtime", "burst", "adaptive", "disabled"))
+    burst_seconds: float = _spec(10.0, doc="burst mode: seconds of target rate that may go out at 2x")
+    adaptive_ceiling_factor: float = _spec(2.0, minimum=1.0)
+
+
+@dataclass
+class AiAutoHealConfig:
+    enabled: bool = True
+    use_error_screen_fallback: bool = True
+    hot_swap_enabled: bool = True
+    check_interval_seconds: float = _spec(1.0, minimum=0.05)
+
+
+@dataclass
+class DatabaseBackupConfig:
+    enabled: bool = True
+    interval_hours: float = _spec(24.0, minimum=0.001)
+    keep_count: int = _spec(7, minimum=1)
+    compress: bool = True
+
+
+@dataclass
+class ProcessPoolConfig:
+    max_processes: int = _spec(64, minimum=1)
+    spawns_per_second: float = _spec(5.0, minimum=0.01)
+    spawn_burst: int = _spec(5, minimum=1)
+    spawn_wait_seconds: float = _spec(5.0, doc="how long a spawn waits for a rate token before it is rejected")
+    memory_limit_percent: float = _spec(85.0, minimum=1)
+    memory_per_process_mb: int = _spec(200, minimum=1)
+    fd_reserve: int = _spec(100)
+    fds_per_process: int = _spec(12, minimum=1)
+    zombie_check_interval_seconds: float = _spec(30.0, minimum=0.05)
+    stall_timeout_seconds: float = _spec(30.0, minimum=0.5)
+    max_runtime_hours: float = _spec(24.0, minimum=0.0001)
+    kill_timeout_seconds: float = _spec(5.0, minimum=0.05)
+
+
+@dataclass
+class CircuitBreakerConfig:
+    failure_threshold: int = _spec(5, minimum=1)
+    window_seconds: float = _spec(300.0, minimum=0.001)
+    open_seconds: float = _spec(120.0, minimum=0.001)
+
+
+@dataclass
+class RestartGuardConfig:
+    max_restarts: int = _spec(10, minimum=1)
+    window_seconds: float = _spec(60.0, minimum=0.001)
+    channel_cooldown_seconds: float = _spec(30.0)
+
+
+@dataclass
+class ChannelConfig:
+    number: int = _spec(minimum=1)
+    name: str = _spec()
+    lineup: list[str] = _spec(factory=list)
+    logo: str | None = None
+    group: str | None = None
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    ffmpeg: FFmpegConfig = field(default_factory=FFmpegConfig)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
+    session_manager: SessionManagerConfig = field(default_factory=SessionManagerConfig)
+    stream_throttler: StreamThrottlerConfig = field(default_factory=StreamThrottlerConfig)
+    ai_auto_heal: AiAutoHealConfig = field(default_factory=AiAutoHealConfig)
+    database_backup: DatabaseBackupConfig = field(default_factory=DatabaseBackupConfig)
+    process_pool: ProcessPoolConfig = field(default_factory=ProcessPoolConfig)
+    circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
+    restart_guard: RestartGuardConfig = field(default_factory=RestartGuardConfig)
+    channels: list[ChannelConfig] = field(default_factory=list)
+    source: str = field(default="<defaults>", metadata={"internal": True})
+
+
+# ---------------------------------------------------------------- loading
+
+class _Where:
+    """Formats 'file:line: key.path' prefixes for messages."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def at(self, line: int | None, keypath: str) -> str:
+        return f"{self.source}:{line}: {keypath}" if line else f"{self.source}: {keypath}"
+
+
+def _line_of_key(node: Any, key: Any) -> int | None:
+    try:
+        return node.lc.key(key)[0] + 1
+    except Exception:
+        return None
+
+
+def _line_of_item(node: Any, index: int) -> int | None:
+    try:
+        return node.lc.item(index)[0] + 1
+    except Exception:
+        return None
+
+
+def _line_of_node(node: Any) -> int | None:
+    try:
+        return node.lc.line + 1
+    except Exception:
+        return None
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _convert_scalar(tp: Any, value: Any, where: str) -> Any:
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, node: Any, keypath: str, line: int | None, w: _Where) -> Any:
+    if node is None:
+        node = {}
+    if not isinstance(node, dict):
+        raise ConfigError(f"{w.at(line, keypath or '<top level>')}: expected a mapping of keys, got {node!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs: dict[str, Any] = {}
+    for key, value in node.items():
+        kline = _line_of_key(node, key) or line
+        kp = f"{keypath}.{key}" if keypath else str(key)
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{w.at(kline, kp)}: unknown key (known keys here: {known})")
+        f = fields[key]
+        kwargs[key] = _value(hints[key], value, f, kp, kline, w)
+    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    if missing:
+        raise ConfigError(f"{w.at(line, keypath or '<top level>')}: missing required key(s): {', '.join(missing)}")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise ConfigError(f"{w.at(line, keypath)}: {exc}") from None
+
+
+def _value(tp: Any, value: Any, f: dataclasses.Field, kp: str, line: int | None, w: _Where) -> Any:
+    where = w.at(line, kp)
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
+        if value is None:
+            return None
+        tp = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, kp, line, w)
+    if origin is list:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_tp,) = args
+        out = []
+        for i, item in enumerate(value):
+            iline = _line_of_item(value, i) or line
+            if dataclasses.is_dataclass(item_tp):
+                out.append(_build(item_tp, item, f"{kp}[{i}]", iline, w))
+            else:
+                out.append(_convert_scalar(item_tp, item, w.at(iline, f"{kp}[{i}]")))
+        return out
+    if value is None:
+        raise ConfigError(f"{where}: a value is required")
+    converted = _convert_scalar(tp, value, where)
+    minimum = f.metadata.get("minimum", 0)
+    if isinstance(converted, (int, float)) and not isinstance(converted, bool) and minimum is not None \
+            and converted < minimum:
+        what = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+        raise ConfigError(f"{where}: {what}, got {converted}")
+    choices = f.metadata.get("choices")
+    if choices and converted not in choices:
+        raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {converted!r}")
+    return converted
+
+
+def _check_channels(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:
+    seq = root.get("channels") if isinstance(root, dict) else None
+    seen: dict[int, int] = {}
+    for i, ch in enumerate(cfg.channels):
+        node = seq[i] if isinstance(seq, list) and i < len(seq) else None
+        line = _line_of_key(node, "number") if node is not None else None
+        if ch.number in seen:
+            raise ConfigError(f"{w.at(line, f'channels[{i}].number')}: duplicate channel number {ch.number} "
+                              f"(also channels[{seen[ch.number]}])")
+        seen[ch.number] = i
+        if not ch.name.strip():
+            raise ConfigError(f"{w.at(_line_of_key(node, 'name') if node is not None else None, f'channels[{i}].name')}"
+                              ": must not be empty")
+        if not ch.lineup:
+            raise ConfigError(f"{w.at(line, f'channels[{i}].lineup')}: a channel needs at least one media file or folder")
+        lineup_node = node.get("lineup") if node is not None else None
+        resolved = []
+        for j, entry in enumerate(ch.lineup):
+            p = Path(entry).expanduser()
+            if not p.is_absolute():
+                p = base_dir / p
+            if not p.exists():
+                iline = _line_of_item(lineup_node, j) if lineup_node is not None else None
+                raise ConfigError(f"{w.at(iline, f'channels[{i}].lineup[{j}]')}: media path does not exist: {p}")
+            resolved.append(str(p))
+        ch.lineup = resolved
+        if ch.logo:
+            lp = Path(ch.logo).expanduser()
+            if not lp.is_absolute():
+                lp = base_dir / lp
+            if not lp.is_file():
+                lline = _line_of_key(node, "logo") if node is not None else None
+                raise ConfigError(f"{w.at(lline, f'channels[{i}].logo')}: logo file does not exist: {lp}")
+            ch.logo = str(lp)
+
+
+ENV_OVERRIDES: dict[str, tuple[str, str, type]] = {
+    "EXSTREAMTV_MAX_SESSIONS": ("session_manager", "max_sessions_per_channel", int),
+    "EXSTREAMTV_THROTTLE_BITRATE": ("stream_throttler", "target_bitrate_bps", int),
+    "EXSTREAMTV_THROTTLE_MODE": ("stream_throttler", "mode", str),
+    "EXSTREAMTV_HOST": ("server", "host", str),
+    "EXSTREAMTV_PORT": ("server", "port", int),
+    "EXSTREAMTV_API_TOKEN": ("server", "api_token", str),
+}
+
+
+def _apply_env(cfg: Config, env: typing.Mapping[str, str]) -> None:
+    for var, (section, key, tp) in ENV_OVERRIDES.items():
+        raw = env.get(var)
+        if raw is None or raw == "":
+            continue
+        sect = getattr(cfg, section)
+        f = next(f for f in dataclasses.fields(sect) if f.name == key)
+        try:
+            value: Any = tp(raw.strip()) if tp is not str else raw
+        except ValueError:
+            raise ConfigError(f"environment {var}={raw!r}: expected {_type_name(tp)}") from None
+        value = _value(tp, value, f, f"{section}.{key}", None, _Where(f"environment {var}"))
+        setattr(sect, key, value)
+    if not 1 <= cfg.server.port <= 65535:
+        raise ConfigError(f"server.port must be between 1 and 65535, got {cfg.server.port}")
+
+
+def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | None = None) -> Config:
+    """Load ``path`` (or the defaults when None), then apply environment overrides."""
+    env = os.environ if env is None else env
+    if path is None:
+        cfg = Config()
+        _apply_env(cfg, env)
+        return cfg
+    p = Path(path).expanduser()
+    w = _Where(str(p))
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read config file: {exc}") from None
+    return parse_config(text, str(p), base_dir=p.parent, env=env)
+
+
+def parse_config(text: str, source: str = "<string>", base_dir: Path | None = None,
+                 env: typing.Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    w = _Where(source)
+    yaml = YAML(typ="rt")
+    try:
+        root = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise ConfigError(f"{w.at(line, 'YAML syntax')}: {exc.problem or exc.context}") from None
+    except Exception as exc:  # ruamel raises a few unmarked kinds (duplicate keys, ...)
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    if root is None:
+        root = CommentedMap()
+    if not isinstance(root, (CommentedMap, dict)):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(root).__name__}")
+    cfg = _build(Config, root, "", _line_of_node(root), w)
+    cfg.source = source
+    _check_channels(cfg, root, w, base_dir or Path.cwd())
+    _apply_env(cfg, env)
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> Any:
+    """Plain dict of a config (for the API and for comparing the documented file with the defaults)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+                if not f.metadata.get("internal")}
+    if isinstance(cfg, list):
+        return [config_to_dict(x) for x in cfg]
+    return cfg
+
+
+__all__ = ["Config", "ConfigError", "ChannelConfig", "load_config", "parse_config", "config_to_dict",
+           "ENV_OVERRIDES", "CommentedSeq"]

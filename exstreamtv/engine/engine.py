@@ -1,0 +1,225 @@
+"""The Engine: owns channels, the process pool, breakers, guards, sessions and events.
+
+It is the one object the HTTP server and the console talk to. Time, system readings
+and process spawning are injected (via the pool), so the same object runs in tests and
+for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from .channel import Channel, ChannelState, Viewer
+from .circuit_breaker import BreakerState, CircuitBreaker
+from .clock import Clock, SystemClock
+from .config import ChannelConfig, Config
+from .demo import ensure_demo_media
+from .events import EventLog
+from .ffmpeg_binary import FFmpegBinary, find_ffmpeg
+from .ffmpeg_command import OutputProfile
+from .media import MediaError, MediaProbe, scan_lineup
+from .process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
+from .restart_guard import RestartDecision, RestartGuard
+from .schedule import Schedule, ScheduleItem
+from .sessions import SessionManager
+
+log = logging.getLogger("exstreamtv.engine")
+
+
+class UnknownChannel(KeyError):
+    def __init__(self, channel_id: Any) -> None:
+        super().__init__(channel_id)
+        self.channel_id = channel_id
+
+    def __str__(self) -> str:
+        return f"unknown channel {self.channel_id}"
+
+
+class Engine:
+    def __init__(self, config: Config, data_dir: Path, clock: Clock | None = None,
+                 readings: SystemReadings | None = None, ffmpeg: FFmpegBinary | None = None) -> None:
+        self.config = config
+        self.data_dir = Path(data_dir).expanduser()
+        self.clock = clock or SystemClock()
+        self.events = EventLog(self.clock)
+        self.breakers: dict[int, CircuitBreaker] = {}
+        self.pool = ProcessPoolManager(config.process_pool, self.clock, self.events, readings,
+                                       breaker_for=self.breakers.get)
+        self.pool.on_long_run = self._on_long_run
+        self.guard = RestartGuard(config.restart_guard, self.clock)
+        self.sessions = SessionManager(config.session_manager, self.clock, self.events)
+        self.profile = OutputProfile.from_config(config.ffmpeg)
+        self.ffmpeg = ffmpeg
+        self.channels: dict[int, Channel] = {}
+        self.started_mono: float | None = None
+        self.started_wall: float | None = None
+        self.demo = False
+        self._stopping = False
+
+    @property
+    def ffmpeg_path(self) -> str:
+        assert self.ffmpeg is not None, "engine not started"
+        return self.ffmpeg.path
+
+    # ------------------------------------------------------------ start / stop
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.ffmpeg is None:
+            self.ffmpeg = await asyncio.to_thread(find_ffmpeg, self.config.ffmpeg.path)
+        log.info("using FFmpeg %s at %s (from %s)", self.ffmpeg.version, self.ffmpeg.path, self.ffmpeg.origin)
+        self.pool.start()
+        self.sessions.start()
+        channel_cfgs = list(self.config.channels)
+        if not channel_cfgs:
+            self.demo = True
+            channel_cfgs = await ensure_demo_media(self.ffmpeg_path, self.data_dir, self._run_tool("demo"))
+        probe = MediaProbe(self.ffmpeg_path, self.data_dir / "probe-cache.json", self._run_tool("probe"))
+        epochs = self._load_epochs()
+        for cc in channel_cfgs:
+            await self._add_channel(cc, probe, epochs)
+        self._save_epochs(epochs)
+        self.started_mono = self.clock.monotonic()
+        self.started_wall = self.clock.time()
+        self.events.emit("engine_started", f"engine started with {len(self.channels)} channel(s)"
+                         + (" (demo)" if self.demo else ""))
+
+    async def _add_channel(self, cc: ChannelConfig, probe: MediaProbe, epochs: dict[str, float]) -> None:
+        items: list[ScheduleItem] = []
+        problems: list[str] = []
+        for path in scan_lineup(cc.lineup):
+            try:
+                info = await probe.probe(path)
+            except MediaError as exc:
+                problems.append(str(exc))
+                log.warning("channel %s: skipping %s", cc.number, exc)
+                continue
+            except SpawnRejected as exc:
+                problems.append(f"{path}: {exc}")
+                continue
+            items.append(ScheduleItem(info.path, info.duration, info.title, info.has_video, info.has_audio,
+                                      info.description))
+        epoch = epochs.setdefault(str(cc.number), self.clock.time())
+        schedule = Schedule(items, epoch) if items else None
+        reason = None if schedule else ("no playable media: " + "; ".join(problems[:3]) if problems
+                                        else "no media files in the lineup")
+        breaker = CircuitBreaker(cc.number, self.config.circuit_breaker, self.clock, self._on_breaker)
+        self.breakers[cc.number] = breaker
+        self.channels[cc.number] = Channel(cc, self, breaker, self.config.streaming, self.config.ffmpeg,
+                                           schedule, reason)
+        if reason:
+            self.events.emit("channel_unavailable", f"channel {cc.number} ({cc.name}): {reason}", cc.number,
+                             level=logging.WARNING)
+
+    def _load_epochs(self) -> dict[str, float]:
+        path = self.data_dir / "epochs.json"
+        try:
+            data = json.loads(path.read_text())
+            return {str(k): float(v) for k, v in data.items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, AttributeError, TypeError):
+            log.warning("%s is unreadable; schedules start now", path)
+            return {}
+
+    def _save_epochs(self, epochs: dict[str, float]) -> None:
+        path = self.data_dir / "epochs.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(epochs, indent=1))
+        tmp.replace(path)
+
+    def _run_tool(self, role: str):
+        """A runner for short FFmpeg jobs (probe, demo clips) through the pool."""
+
+        async def run(argv: list[str]) -> tuple[int, str]:
+            mp = await self.pool.spawn(argv, channel_id=None, role=role)
+            try:
+                timeout = self.config.ffmpeg.probe_timeout_seconds if role == "probe" else 300
+                _, err = await asyncio.wait_for(mp.proc.communicate(), timeout)
+                return mp.proc.returncode or 0, err.decode("utf-8", "replace")
+            except asyncio.TimeoutError:
+                await self.pool.terminate(mp, "timeout")
+                return -1, f"timed out after {timeout:g}s"
+            finally:
+                if mp.returncode is None:
+                    await self.pool.terminate(mp, "cancelled")
+                self.pool.release(mp)
+
+        return run
+
+    async def stop(self) -> None:
+        """Graceful stop: viewers disconnected, every channel stopped, every FFmpeg ended."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.sessions.shutdown()
+        await asyncio.gather(*(ch.stop() for ch in self.channels.values()), return_exceptions=True)
+        await self.pool.shutdown()
+        log.info("engine stopped; %d FFmpeg processes left", self.pool.running)
+
+    # ------------------------------------------------------------ channels
+    def channel(self, channel_id: Any) -> Channel:
+        try:
+            n = int(channel_id)
+        except (TypeError, ValueError):
+            raise UnknownChannel(channel_id) from None
+        ch = self.channels.get(n)
+        if ch is None:
+            raise UnknownChannel(channel_id)
+        return ch
+
+    def tune(self, channel_id: int) -> Viewer:
+        return self.channel(channel_id).attach()
+
+    def request_channel_restart(self, channel_id: int, source: str = "api", reason: str = "") -> RestartDecision:
+        """The one gate for every restart (API, console, health task, auto-heal, pipeline recovery)."""
+        ch = self.channel(channel_id)
+        decision = self.guard.check(ch.number, self.breakers.get(ch.number))
+        if decision.accepted:
+            self.events.emit("restart_accepted", f"restart of channel {ch.number} accepted ({source}"
+                             + (f": {reason}" if reason else "") + ")", ch.number, source=source)
+            if ch.running:
+                ch.restart()  # a failed pipeline's supervisor is waiting for exactly this
+            else:
+                ch.restarts += 1  # nothing runs: the next viewer starts it fresh anyway
+        else:
+            assert decision.reason is not None
+            self.events.emit("restart_refused", f"restart of channel {ch.number} refused: {decision.reason.value}, "
+                             f"retry in {decision.retry_after_seconds:.1f}s ({source})", ch.number,
+                             level=logging.WARNING, source=source, reason=decision.reason.value,
+                             retry_after_seconds=round(decision.retry_after_seconds, 3))
+        return decision
+
+    def _on_breaker(self, breaker: CircuitBreaker, old: BreakerState, new: BreakerState, why: str) -> None:
+        self.events.emit("breaker_transition", f"breaker of channel {breaker.channel_id}: {old.value} -> "
+                         f"{new.value} ({why})", breaker.channel_id,
+                         level=logging.WARNING if new is BreakerState.OPEN else logging.INFO,
+                         old=old.value, new=new.value)
+
+    def _on_long_run(self, mp) -> None:
+        if mp.channel_id is not None and mp.channel_id in self.channels:
+            self.request_channel_restart(mp.channel_id, source="long_run_guard",
+                                         reason=f"pid {mp.pid} ran too long")
+
+    def error_screen_command(self, channel: Channel, reason: str, duration: float | None) -> list[str] | None:
+        return None
+
+    # ------------------------------------------------------------ reading
+    def uptime(self) -> float:
+        return 0.0 if self.started_mono is None else self.clock.monotonic() - self.started_mono
+
+    def channels_snapshot(self) -> list[dict[str, Any]]:
+        out = []
+        for ch in sorted(self.channels.values(), key=lambda c: c.number):
+            snap = ch.snapshot()
+            snap["breaker"] = self.breakers[ch.number].snapshot().to_dict()
+            snap["breaker_state"] = snap["breaker"]["state"]
+            snap["viewers"] = self.sessions.live_count(ch.number)
+            out.append(snap)
+        return out
+
+
+__all__ = ["Engine", "UnknownChannel", "ChannelState"]

@@ -1,0 +1,216 @@
+"""FFmpeg command lines assembled from typed options (no string soup).
+
+Every process that feeds a channel (program, error screen, slate) encodes to the same
+``OutputProfile``: resolution, frame rate, H.264 with fixed keyframe spacing and closed
+GOPs, AAC at one sample rate and layout, MPEG-TS on stdout, progress on stderr. That
+sameness is what lets the splicer join their outputs into one stream.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .config import FFmpegConfig
+
+LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
+
+
+@dataclass(frozen=True)
+class OutputProfile:
+    width: int = 1280
+    height: int = 720
+    fps: int = 30
+    preset: str = "veryfast"
+    video_bitrate_kbps: int = 3000
+    audio_bitrate_kbps: int = 128
+    sample_rate: int = 48000
+    audio_channels: int = 2
+    keyframe_interval: float = 2.0
+    threads: int = 0
+
+    @classmethod
+    def from_config(cls, c: FFmpegConfig) -> "OutputProfile":
+        return cls(c.width - c.width % 2, c.height - c.height % 2, c.fps, c.preset, c.video_bitrate_kbps,
+                   c.audio_bitrate_kbps, c.sample_rate, c.audio_channels, c.keyframe_interval_seconds, c.threads)
+
+    @property
+    def gop(self) -> int:
+        return max(1, round(self.fps * self.keyframe_interval))
+
+    @property
+    def layout(self) -> str:
+        return LAYOUTS.get(self.audio_channels, "stereo")
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True)
+class FileSource:
+    path: str
+    offset: float = 0.0
+    duration: float | None = None
+    has_video: bool = True
+    has_audio: bool = True
+
+
+@dataclass(frozen=True)
+class LavfiSource:
+    """Generated picture and sound (filtergraph descriptions), e.g. for error screens and demo clips."""
+
+    video: str
+    audio: str
+    duration: float | None = None
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3f}".rstrip("0").rstrip(".") or "0"
+
+
+def _head(ffmpeg: str, progress: bool) -> list[str]:
+    args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats"]
+    if progress:
+        args += ["-progress", "pipe:2", "-stats_period", "0.5"]
+    return args
+
+
+def _encode(profile: OutputProfile, duration: float | None) -> list[str]:
+    kbps = profile.video_bitrate_kbps
+    args = [
+        "-c:v", "libx264", "-preset", profile.preset, "-profile:v", "high", "-pix_fmt", "yuv420p",
+        "-b:v", f"{kbps}k", "-maxrate", f"{kbps}k", "-bufsize", f"{kbps * 2}k",
+        "-g", str(profile.gop), "-keyint_min", str(profile.gop), "-sc_threshold", "0", "-flags", "+cgop",
+        "-force_key_frames", f"expr:gte(t,n_forced*{_fmt(profile.keyframe_interval)})",
+    ]
+    if profile.threads:
+        args += ["-threads", str(profile.threads)]
+    args += ["-c:a", "aac", "-b:a", f"{profile.audio_bitrate_kbps}k", "-ar", str(profile.sample_rate),
+             "-ac", str(profile.audio_channels)]
+    if duration is not None:
+        args += ["-t", _fmt(duration)]
+    args += ["-f", "mpegts", "pipe:1"]
+    return args
+
+
+def video_normalize(profile: OutputProfile) -> str:
+    w, h = profile.width, profile.height
+    return (f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:black,"
+            f"setsar=1,fps={profile.fps},format=yuv420p")
+
+
+def audio_normalize(profile: OutputProfile) -> str:
+    return (f"aresample={profile.sample_rate}:async=1:first_pts=0,"
+            f"aformat=sample_fmts=fltp:sample_rates={profile.sample_rate}:channel_layouts={profile.layout}")
+
+
+def program_command(ffmpeg: str, src: FileSource, profile: OutputProfile, progress: bool = True) -> list[str]:
+    """One program (or the rest of it from ``offset``) normalised to the channel profile."""
+    args = _head(ffmpeg, progress)
+    args += ["-fflags", "+genpts+discardcorrupt"]
+    if src.offset > 0.05:
+        args += ["-ss", _fmt(src.offset)]
+    args += ["-i", src.path]
+    graph = []
+    n = 1
+    if src.has_video:
+        graph.append(f"[0:v:0]{video_normalize(profile)}[v]")
+    else:
+        args += ["-f", "lavfi", "-i", f"color=c=black:s={profile.size}:r={profile.fps}"]
+        graph.append(f"[{n}:v]{video_normalize(profile)}[v]")
+        n += 1
+    if src.has_audio:
+        graph.append(f"[0:a:0]{audio_normalize(profile)}[a]")
+    else:
+        args += ["-f", "lavfi", "-i", f"anullsrc=r={profile.sample_rate}:cl={profile.layout}"]
+        graph.append(f"[{n}:a]{audio_normalize(profile)}[a]")
+    args += ["-filter_complex", ";".join(graph), "-map", "[v]", "-map", "[a]"]
+    return args + _encode(profile, src.duration)
+
+
+def lavfi_command(ffmpeg: str, src: LavfiSource, profile: OutputProfile, progress: bool = True,
+                  realtime: bool = False) -> list[str]:
+    """Generated video + audio (error screens, slates, demo material)."""
+    args = _head(ffmpeg, progress)
+    if realtime:
+        args += ["-re"]
+    args += ["-f", "lavfi", "-i", src.video, "-f", "lavfi", "-i", src.audio,
+             "-filter_complex", f"[0:v]{video_normalize(profile)}[v];[1:a]{audio_normalize(profile)}[a]",
+             "-map", "[v]", "-map", "[a]"]
+    return args + _encode(profile, src.duration)
+
+
+# ---------------------------------------------------------------- drawtext
+
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9_./\-]+$")
+
+
+def filter_value(value: str) -> str:
+    """Escape a value for a filter option inside a filtergraph (both escaping levels).
+
+    Level 1 (option parser): backslash-escape ``\\ ' :``. Level 2 (graph parser):
+    backslash-escape ``\\ ' , ; [ ]``. A value escaped this way cannot end the option or
+    the filter, so it cannot inject options.
+    """
+    lvl1 = re.sub(r"([\\':])", r"\\\1", value)
+    return re.sub(r"([\\',;\[\]])", r"\\\1", lvl1)
+
+
+def safe_path(path: str | Path) -> str:
+    p = str(path)
+    return p if _SAFE_PATH.match(p) else filter_value(p)
+
+
+def color_value(color: str) -> str:
+    """``#rrggbb`` -> ``0xrrggbb`` (FFmpeg's colour syntax); anything else is refused."""
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", color or ""):
+        raise ValueError(f"colour must be #rrggbb, got {color!r}")
+    return "0x" + color[1:].lower()
+
+
+@lru_cache(maxsize=1)
+def find_font() -> str | None:
+    """A TrueType font for drawtext: fontconfig's match for Sans, else common locations, else None."""
+    if shutil.which("fc-match"):
+        try:
+            out = subprocess.run(["fc-match", "-f", "%{file}", "DejaVu Sans:style=Bold"], capture_output=True,
+                                 text=True, timeout=5)
+            if out.returncode == 0 and out.stdout and Path(out.stdout).is_file():
+                return out.stdout
+        except (OSError, subprocess.SubprocessError):
+            pass
+    for cand in ("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+                 "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                 "/usr/share/fonts/TTF/DejaVuSans.ttf", "/Library/Fonts/Arial.ttf",
+                 "/System/Library/Fonts/Supplemental/Arial.ttf"):
+        if Path(cand).is_file():
+            return cand
+    bundled = Path(__file__).resolve().parent.parent / "assets" / "font.ttf"
+    return str(bundled) if bundled.is_file() else None
+
+
+def drawtext(textfile: str | Path, size: int, color: str, x: str, y: str, box: bool = False) -> str:
+    """A drawtext filter that reads its text from a file with expansion off (no escaping pitfalls)."""
+    parts = [f"textfile={safe_path(textfile)}", "expansion=none", f"fontsize={size}", f"fontcolor={color}",
+             f"x={x}", f"y={y}"]
+    font = find_font()
+    if font:
+        parts.insert(0, f"fontfile={safe_path(font)}")
+    if box:
+        parts += ["box=1", "boxcolor=black@0.5", "boxborderw=6"]
+    return "drawtext=" + ":".join(parts)
+
+
+def drawclock(size: int, color: str, x: str, y: str, fmt: str = "pts") -> str:
+    """Running time code (``pts``) or wall clock (``localtime``), text fixed by us."""
+    font = find_font()
+    text = r"%{pts\:hms}" if fmt == "pts" else r"%{localtime\:%H\\\:%M\\\:%S}"
+    parts = ([f"fontfile={safe_path(font)}"] if font else []) + [
+        f"text='{text}'", f"fontsize={size}", f"fontcolor={color}", f"x={x}", f"y={y}",
+        "box=1", "boxcolor=black@0.5", "boxborderw=6"]
+    return "drawtext=" + ":".join(parts)

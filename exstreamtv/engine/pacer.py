@@ -1,0 +1,131 @@
+"""Real-time pacing of a channel: spliced packets go to viewers at the speed of the clock.
+
+The pacer anchors the channel timeline to the monotonic clock and releases each packet
+when its timestamp is due, ``lead`` seconds early so players can fill a small buffer. FFmpeg
+may encode ahead, but only ``readahead`` seconds: beyond that the channel stops reading its
+stdout and the pipe's backpressure holds FFmpeg, so memory stays bounded and a program
+change or restart always has seconds of already-encoded media to cover it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from .broadcaster import Broadcaster
+from .clock import Clock
+from .mpegts import CLOCK, OutPacket
+
+
+class Pacer:
+    LATE_REANCHOR = 2.0  # seconds behind the clock after which we stop trying to catch up
+
+    def __init__(self, clock: Clock, broadcaster: Broadcaster, lead: float, tick: float = 0.1) -> None:
+        self.clock = clock
+        self.broadcaster = broadcaster
+        self.lead = lead
+        self.tick = tick
+        self.pending: deque[OutPacket] = deque()
+        self.anchor: tuple[float, int] | None = None  # (monotonic, media time in 90 kHz)
+        self.released_time = 0  # media time (90 kHz) of the last released packet
+        self.released_bytes = 0
+        self.reanchors = 0
+        self._data = asyncio.Event()
+        self._space = asyncio.Event()
+        self._closed = False
+
+    # -- timeline
+    def position(self) -> float | None:
+        """Media time (90 kHz) that is on air now, or None before the first packet."""
+        if self.anchor is None:
+            return None
+        mono, media = self.anchor
+        return media + (self.clock.monotonic() - mono) * CLOCK
+
+    def ahead_seconds(self) -> float:
+        """How much encoded media waits beyond the release point."""
+        if not self.pending or self.anchor is None:
+            return 0.0
+        allowed = self.position() + self.lead * CLOCK  # type: ignore[operator]
+        return max(0.0, (self.pending[-1].time - allowed) / CLOCK)
+
+    def air_time_of(self, media_time: int | None) -> float:
+        """Wall-clock time at which ``media_time`` will be on air (now if unknown)."""
+        pos = self.position()
+        now = self.clock.time()
+        if pos is None or media_time is None:
+            return now
+        return now + max(0.0, (media_time - pos) / CLOCK)
+
+    # -- input
+    def push(self, packets: list[OutPacket]) -> None:
+        if packets:
+            self.pending.extend(packets)
+            self._data.set()
+
+    async def wait_space(self, readahead: float, timeout: float = 1.0) -> None:
+        """Return once less than ``readahead`` seconds are waiting (or after ``timeout``)."""
+        if self.ahead_seconds() < readahead:
+            return
+        self._space.clear()
+        try:
+            await asyncio.wait_for(self._space.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    # -- output
+    def release_due(self) -> float:
+        """Publish every packet that is due; return seconds until the next one is (or the tick)."""
+        if not self.pending:
+            return self.tick
+        now = self.clock.monotonic()
+        first = self.pending[0].time
+        if self.anchor is None:
+            self.anchor = (now, first)
+        pos = self.position()
+        assert pos is not None
+        if first < pos - self.LATE_REANCHOR * CLOCK or first > pos + (self.lead + 30) * CLOCK:
+            self.anchor = (now, first)  # a gap (or a jump): continue from here, do not burst for ever
+            self.reanchors += 1
+            pos = float(first)
+        allowed = pos + self.lead * CLOCK
+        parts: list[bytes] = []
+        chunk_key = False
+        chunk_time = 0
+        pending = self.pending
+        b = self.broadcaster
+        while pending and pending[0].time <= allowed:
+            pkt = pending.popleft()
+            if pkt.keyframe and parts:
+                self._publish(b, parts, chunk_key, chunk_time)
+                parts = []
+            if not parts:
+                chunk_key = pkt.keyframe
+                chunk_time = pkt.time
+            parts.append(pkt.data)
+            self.released_time = pkt.time
+        if parts:
+            self._publish(b, parts, chunk_key, chunk_time)
+        self._space.set()
+        if not pending:
+            return self.tick
+        return min(self.tick, max(0.005, (pending[0].time - allowed) / CLOCK))
+
+    def _publish(self, b: Broadcaster, parts: list[bytes], key: bool, time: int) -> None:
+        data = b"".join(parts)
+        self.released_bytes += len(data)
+        b.publish(data, key, time / CLOCK)
+
+    async def run(self) -> None:
+        while not self._closed:
+            if not self.pending:
+                self._data.clear()
+                await self._data.wait()
+                continue
+            delay = self.release_due()
+            await asyncio.sleep(delay)
+
+    def close(self) -> None:
+        self._closed = True
+        self._data.set()
+        self._space.set()

@@ -1,0 +1,75 @@
+"""Wall-clock schedule: what is on a channel at any instant is a pure function of time.
+
+A channel's lineup plays in order and loops, starting at the channel's epoch. Given the
+probed durations, ``Schedule.at(t)`` says which item is on and how far into it, so a viewer
+tuning in mid-program joins at the right offset, the guide and the stream agree, and a
+restart of the server does not move anything (the epoch is persisted).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScheduleItem:
+    path: str
+    duration: float
+    title: str
+    has_video: bool = True
+    has_audio: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Slot:
+    index: int  # position in the lineup
+    item: ScheduleItem
+    start: float  # wall-clock start of this airing
+    end: float
+    offset: float  # seconds into the item at the queried instant
+
+    @property
+    def remaining(self) -> float:
+        return self.item.duration - self.offset
+
+
+class Schedule:
+    def __init__(self, items: list[ScheduleItem], epoch: float) -> None:
+        items = [i for i in items if i.duration > 0]
+        if not items:
+            raise ValueError("a schedule needs at least one item with a positive duration")
+        self.items = items
+        self.epoch = epoch
+        self._starts: list[float] = []
+        acc = 0.0
+        for it in items:
+            self._starts.append(acc)
+            acc += it.duration
+        self.total = acc
+
+    def at(self, t: float) -> Slot:
+        """The item on air at wall time ``t`` and the offset into it."""
+        elapsed = t - self.epoch
+        loops, pos = divmod(elapsed, self.total)
+        idx = bisect.bisect_right(self._starts, pos) - 1
+        idx = max(0, min(idx, len(self.items) - 1))
+        item = self.items[idx]
+        offset = pos - self._starts[idx]
+        if offset >= item.duration:  # float edge at the very end of the loop
+            return self.at(self.epoch + (loops + 1) * self.total)
+        start = self.epoch + loops * self.total + self._starts[idx]
+        return Slot(idx, item, start, start + item.duration, offset)
+
+    def upcoming(self, t: float, horizon: float) -> list[Slot]:
+        """Every airing that overlaps [t, t + horizon), in order (offset is t's offset, else 0)."""
+        first = self.at(t)
+        out = []
+        start, idx = first.start, first.index
+        while start < t + horizon:
+            item = self.items[idx]
+            out.append(Slot(idx, item, start, start + item.duration, max(0.0, t - start)))
+            start += item.duration
+            idx = (idx + 1) % len(self.items)
+        return out

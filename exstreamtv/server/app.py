@@ -1,0 +1,195 @@
+"""HTTP adapter: the contract of ``shared/API.md`` on top of the Engine.
+
+``build_app`` returns one ASGI callable: viewer streams go straight to ``StreamEndpoint``;
+everything else is a small Starlette app with JSON errors everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..engine.engine import Engine, UnknownChannel
+from .stream import STREAM_PATH, StreamEndpoint
+
+log = logging.getLogger("exstreamtv.http")
+
+MAX_BODY = 64 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers
+
+
+def error_response(status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+
+
+def base_url(request: Request, engine: Engine) -> str:
+    configured = engine.config.server.base_url
+    if configured:
+        return configured.rstrip("/")
+    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    return f"{request.url.scheme}://{host}"
+
+
+def channel_number(request: Request, engine: Engine) -> int:
+    raw = request.path_params.get("n", "")
+    try:
+        return engine.channel(raw).number
+    except UnknownChannel:
+        raise ApiError(404, f"Unknown channel {raw!r}", {"channels": sorted(engine.channels)}) from None
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise ApiError(413, "Request body too large", {"limit_bytes": MAX_BODY})
+    body = b""
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY:
+            raise ApiError(413, "Request body too large", {"limit_bytes": MAX_BODY})
+    if not body.strip():
+        return {}
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "Malformed JSON body", str(exc)) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "JSON body must be an object", type(data).__name__)
+    return data
+
+
+def int_query(request: Request, name: str, default: int | None = None, lo: int = 0, hi: int = 2**31) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"Query parameter {name!r} must be an integer", raw) from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"Query parameter {name!r} must be between {lo} and {hi}", value)
+    return value
+
+
+def m3u_escape(value: str) -> str:
+    return value.replace('"', "'").replace("\n", " ").replace("\r", " ")
+
+
+def build_starlette(engine: Engine) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def playlist(request: Request) -> Response:
+        base = base_url(request, engine)
+        lines = [f'#EXTM3U url-tvg="{base}/iptv/xmltv.xml" x-tvg-url="{base}/iptv/xmltv.xml"']
+        for ch in sorted(engine.channels.values(), key=lambda c: c.number):
+            lines.append(f'#EXTINF:-1 tvg-id="{ch.number}" tvg-chno="{ch.number}" '
+                         f'tvg-name="{m3u_escape(ch.name)}" '
+                         f'group-title="{m3u_escape(ch.cfg.group or "EXStreamTV")}",{m3u_escape(ch.name)}')
+            lines.append(f"{base}/stream/channels/{ch.number}.ts")
+        return Response("\n".join(lines) + "\n", media_type="audio/x-mpegurl")
+
+    async def channels(request: Request) -> Response:
+        return JSONResponse({"channels": engine.channels_snapshot()})
+
+    async def channel_detail(request: Request) -> Response:
+        n = channel_number(request, engine)
+        return JSONResponse(next(c for c in engine.channels_snapshot() if c["number"] == n))
+
+    async def restart(request: Request) -> Response:
+        n = channel_number(request, engine)
+        decision = engine.request_channel_restart(n, source="api")
+        if decision.accepted:
+            return JSONResponse(decision.to_dict(), status_code=202)
+        status = 409 if decision.reason and decision.reason.value == "circuit_open" else 429
+        return JSONResponse(decision.to_dict(), status_code=status,
+                            headers={"Retry-After": str(max(1, round(decision.retry_after_seconds)))})
+
+    async def sessions(request: Request) -> Response:
+        ch = int_query(request, "channel_id")
+        return JSONResponse(engine.sessions.summary(ch))
+
+    async def kick(request: Request) -> Response:
+        sid = request.path_params["session_id"]
+        if not engine.sessions.kick(sid):
+            raise ApiError(404, "Session not found", {"session_id": sid})
+        return JSONResponse({"disconnected": True, "session_id": sid})
+
+    async def pool(request: Request) -> Response:
+        return JSONResponse(engine.pool.snapshot())
+
+    async def breakers(request: Request) -> Response:
+        return JSONResponse({str(n): b.snapshot().to_dict() for n, b in sorted(engine.breakers.items())})
+
+    async def events(request: Request) -> Response:
+        since = int_query(request, "since", 0)
+        limit = int_query(request, "limit", 500, lo=1, hi=5000)
+        evs = engine.events.since(since or 0, limit or 500)
+        return JSONResponse({"events": [e.to_dict() for e in evs],
+                             "last_id": evs[-1].id if evs else since})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        msg = {404: "Not found", 405: "Method not allowed"}.get(status, getattr(exc, "detail", "HTTP error"))
+        return error_response(status, msg, {"path": request.url.path, "method": request.method})
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc.status, exc.error, exc.detail, exc.headers)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "Internal server error", type(exc).__name__)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/iptv/channels.m3u", playlist),
+        Route("/api/channels", channels),
+        Route("/api/channels/{n}", channel_detail),
+        Route("/api/channels/{n}/restart", restart, methods=["POST"]),
+        Route("/api/ai/sessions", sessions),
+        Route("/api/ai/sessions/{session_id}", kick, methods=["DELETE"]),
+        Route("/api/pool", pool),
+        Route("/api/breakers", breakers),
+        Route("/api/events", events),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: not_found, ApiError: api_error,
+                                                         Exception: server_error})
+
+
+class ExStreamApp:
+    """The ASGI app: streams to ``StreamEndpoint``, everything else to Starlette."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.stream = StreamEndpoint(engine)
+        self.api = build_starlette(engine)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            m = STREAM_PATH.match(scope.get("path", ""))
+            if m:
+                await self.stream(scope, receive, send, m.group(1))
+                return
+        await self.api(scope, receive, send)
+
+
+def build_app(engine: Engine) -> ExStreamApp:
+    return ExStreamApp(engine)
+
+

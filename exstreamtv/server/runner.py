@@ -1,0 +1,115 @@
+"""Runs the engine and the uvicorn server as tasks of one asyncio loop.
+
+Used headless (``--no-tui``) and by the console (inside Textual's loop). uvicorn's own
+signal capture is switched off: the application owns SIGINT/SIGTERM and shuts down in
+the order that ends no stream abruptly and leaves no FFmpeg behind: viewers first, then
+the HTTP server, then channels and the process pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from typing import Iterator
+
+import uvicorn
+
+from ..engine.engine import Engine
+from .app import build_app
+
+log = logging.getLogger("exstreamtv.server")
+
+
+class ServerStartError(Exception):
+    pass
+
+
+class EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the application handles signals
+        yield
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServerStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class ServerHandle:
+    """The engine + HTTP server pair: ``await start()``, then ``await stop()``."""
+
+    def __init__(self, engine: Engine, host: str | None = None, port: int | None = None,
+                 access_log: bool = False) -> None:
+        self.engine = engine
+        cfg = engine.config.server
+        self.host = host or cfg.host
+        self.port = cfg.port if port is None else port
+        self.access_log = access_log
+        self.server: EmbeddedServer | None = None
+        self._task: asyncio.Task | None = None
+        self._sock: socket.socket | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            hosts = ["127.0.0.1"]
+            try:
+                ip = socket.gethostbyname(socket.gethostname())
+                if ip and not ip.startswith("127."):
+                    hosts.append(ip)
+            except OSError:
+                pass
+        else:
+            hosts = [host]
+        return [f"http://{h}:{self.port}" for h in hosts]
+
+    async def start(self) -> None:
+        self._sock = bind_socket(self.host, self.port)  # fail before any work when the port is taken
+        if self.port == 0:
+            self.port = self._sock.getsockname()[1]
+        await self.engine.start()
+        cfg = self.engine.config.server
+        config = uvicorn.Config(build_app(self.engine), log_config=None, lifespan="off",
+                                access_log=self.access_log, http="h11", ws="none",
+                                limit_concurrency=cfg.limit_concurrency,
+                                timeout_keep_alive=cfg.timeout_keep_alive_seconds,
+                                timeout_graceful_shutdown=3, h11_max_incomplete_event_size=16 * 1024)
+        self.server = EmbeddedServer(config)
+        self._task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[self._sock]),
+                                                            name="uvicorn")
+        while not self.server.started and not self._task.done():
+            await asyncio.sleep(0.01)
+        if self._task.done():
+            exc = self._task.exception()
+            await self.engine.stop()
+            raise ServerStartError(f"HTTP server failed to start: {exc!r}")
+        log.info("serving on %s", ", ".join(self.urls))
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    async def stop(self) -> None:
+        self.engine.sessions.shutdown()  # ends every viewer stream
+        if self.server is not None:
+            self.server.should_exit = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 10)
+            except (asyncio.TimeoutError, Exception, SystemExit):
+                self._task.cancel()
+        await self.engine.stop()
+        if self._sock is not None:
+            self._sock.close()

@@ -1,0 +1,163 @@
+"""The viewer endpoint ``GET /stream/channels/{n}.ts`` as a plain ASGI app.
+
+It sits in front of Starlette (no middleware per chunk, and it keeps uvicorn's own
+``send`` so a stalled or kicked viewer's socket can be aborted instead of waiting for a
+flush that never comes). Each request is a StreamSession; bytes come from the channel's
+broadcaster, pass the session's StreamThrottler, and are counted on the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any
+
+from ..engine.engine import Engine, UnknownChannel
+from ..engine.sessions import SessionLimitReached, SessionState, StreamSession
+from ..engine.throttle import StreamThrottler
+
+log = logging.getLogger("exstreamtv.stream")
+
+STREAM_PATH = re.compile(r"^/stream/channels/([^/]+)\.ts$")
+
+
+async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def abort_transport(send: Any) -> None:
+    """Drop the TCP connection now (uvicorn's send is a bound method of the cycle that owns it)."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is not None:
+        try:
+            transport.abort()
+        except Exception:  # pragma: no cover
+            pass
+
+
+def client_addr(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "unknown"
+
+
+def header(scope: dict[str, Any], name: bytes) -> str:
+    for k, v in scope.get("headers", []):
+        if k == name:
+            return v.decode("latin-1")
+    return ""
+
+
+class StreamEndpoint:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any, number: str) -> None:
+        engine = self.engine
+        if scope["method"] not in ("GET", "HEAD"):
+            await send_json(send, 405, {"error": "Method not allowed", "detail": "use GET"},
+                            [(b"allow", b"GET, HEAD")])
+            return
+        try:
+            channel = engine.channel(number)
+        except UnknownChannel:
+            await send_json(send, 404, {"error": f"Unknown channel {number!r}",
+                                        "detail": {"channels": sorted(engine.channels)}})
+            return
+        if channel.schedule is None:
+            await send_json(send, 503, {"error": "Channel unavailable", "detail": channel.unavailable_reason})
+            return
+        if scope["method"] == "HEAD":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"video/mp2t"), (b"cache-control", b"no-cache")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if not channel.running and not engine.breakers[channel.number].would_allow() \
+                and engine.error_screen_command(channel, "probe", 1.0) is None:
+            b = engine.breakers[channel.number].snapshot()
+            await send_json(send, 503, {"error": "Channel is failing; its circuit breaker is open",
+                                        "detail": {"retry_after_seconds": b.retry_after_seconds}})
+            return
+        try:
+            session = engine.sessions.create(channel.number, client_addr(scope), header(scope, b"user-agent"))
+        except SessionLimitReached as exc:
+            await send_json(send, 503, {"error": "Max sessions reached",
+                                        "detail": {"channel_id": exc.channel_id, "limit": exc.limit}},
+                            [(b"retry-after", b"30")])
+            return
+        try:
+            viewer = channel.attach()
+        except Exception as exc:
+            engine.sessions.disconnect(session, f"could not start channel: {exc}")
+            await send_json(send, 503, {"error": "Channel could not start", "detail": str(exc)})
+            return
+        await self._pump(scope, receive, send, session, viewer)
+
+    async def _pump(self, scope: dict[str, Any], receive: Any, send: Any, session: StreamSession, viewer) -> None:
+        engine = self.engine
+        sessions = engine.sessions
+        throttler = StreamThrottler(engine.config.stream_throttler, engine.clock)
+        pump_task: asyncio.Task | None = None
+        ended = {"reason": "client disconnected"}
+
+        def on_disconnect(s: StreamSession) -> None:
+            # kicked, idle timeout or shutdown: stop reading and drop the socket if a send is stuck
+            ended["reason"] = s.disconnect_reason or "disconnected"
+            viewer.channel.detach(viewer)
+            abort_transport(send)
+            if pump_task is not None:
+                pump_task.cancel()
+
+        session.on_disconnect = on_disconnect
+
+        async def pump() -> None:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"video/mp2t"), (b"cache-control", b"no-cache, no-store"),
+                                    (b"connection", b"close"), (b"x-session-id", session.session_id.encode())]})
+            clock = engine.clock
+            while True:
+                data = await viewer.read(512 * 1024)
+                if not data:
+                    break
+                session.skips = viewer.cursor.skips
+                delay = throttler.reserve(len(data))
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sessions.sending(session)
+                t0 = clock.monotonic()
+                try:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                except OSError as exc:
+                    sessions.send_failed(session, str(exc) or type(exc).__name__)
+                    if session.state is SessionState.DISCONNECTED:
+                        return
+                    continue
+                throttler.observe_send(clock.monotonic() - t0)
+                sessions.sent(session, len(data))
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        async def watch_disconnect() -> None:
+            while True:
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    return
+
+        pump_task = asyncio.ensure_future(pump())
+        watch_task = asyncio.ensure_future(watch_disconnect())
+        try:
+            await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (pump_task, watch_task):
+                t.cancel()
+            await asyncio.gather(pump_task, watch_task, return_exceptions=True)
+            if pump_task.done() and not pump_task.cancelled() and pump_task.exception() is not None:
+                ended["reason"] = f"error: {pump_task.exception()}"
+                log.warning("viewer %s stream ended with %r", session.session_id, pump_task.exception())
+            session.on_disconnect = None  # ending here: nothing to abort
+            sessions.disconnect(session, ended["reason"])
+            viewer.channel.detach(viewer)
