@@ -117,6 +117,7 @@ class Channel:
         self.current: ManagedProcess | None = None
         self.current_plan: SegmentPlan | None = None
         self._air_queue: deque[OnAir] = deque()
+        self.recent_plans: deque[SegmentPlan] = deque(maxlen=20)
         self.progress = ProgressSample()
         self.progress_at: float | None = None
         self.progress_history: deque[tuple[float, float, float, float, int]] = deque(maxlen=600)
@@ -327,6 +328,7 @@ class Channel:
             self.last_error = str(exc)
             return None
         self.current, self.current_plan = mp, plan
+        self.recent_plans.append(plan)
         self.segments_started += 1
         try:
             return await self._run_segment(mp, plan)

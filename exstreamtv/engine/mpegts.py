@@ -167,6 +167,7 @@ class _Segment:
     unwrap_ref: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (raw, unwrapped)
     open_pes: dict[int, _Pes] = field(default_factory=dict)
     queue: list[_Queued] = field(default_factory=list)
+    cur_time: int | None = None  # output time of the latest packet (PSI packets inherit it)
     bytes_in: int = 0
     sync_losses: int = 0
 
@@ -277,6 +278,7 @@ class Splicer:
             seg.unwrap_ref[pid] = (ts, first + d)
         start = self.next_start()
         seg.offset = 0 if start is None else start - first
+        seg.cur_time = first + seg.offset  # PSI packets ahead of the first PES air with it
 
     def _rewrite(self, p: bytearray) -> None:
         seg = self._seg
@@ -292,7 +294,7 @@ class Splicer:
             _write_pcr_base(p, info.pcr_at, u + offset)
         keyframe = False
         pes: _Pes | None = None
-        time = self.last_time
+        time = seg.cur_time if seg.cur_time is not None else self.last_time
         if pid in self.es_pids and info.has_payload:
             if info.pusi:
                 prev = seg.open_pes.get(pid)
@@ -319,6 +321,7 @@ class Splicer:
                 time = pes.time
             if info.pusi:
                 pes.time = time
+        seg.cur_time = time
         seg.queue.append(_Queued(p, time, keyframe, pes))
 
     def _drain(self, out: list[OutPacket]) -> None:

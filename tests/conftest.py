@@ -1,0 +1,172 @@
+"""Shared fixtures: real FFmpeg, small media, a real server on loopback, and a leak check."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from exstreamtv.engine.config import ChannelConfig, Config, parse_config
+from exstreamtv.engine.engine import Engine
+from exstreamtv.engine.ffmpeg_binary import FFmpegBinary, find_ffmpeg
+from exstreamtv.server.runner import ServerHandle
+
+SMALL_PROFILE = """
+ffmpeg:
+  width: 320
+  height: 180
+  fps: 15
+  preset: ultrafast
+  video_bitrate_kbps: 400
+  audio_bitrate_kbps: 64
+  keyframe_interval_seconds: 1.0
+  start_timeout_seconds: 8
+streaming:
+  channel_grace_seconds: 1.0
+  lead_seconds: 1.0
+  readahead_seconds: 2.0
+"""
+
+
+def ffmpeg_children() -> list[psutil.Process]:
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "ffmpeg" in child.name() and child.status() != psutil.STATUS_ZOMBIE:
+                out.append(child)
+        except psutil.Error:
+            pass
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_stray_ffmpeg():
+    """Every test must leave no FFmpeg process behind."""
+    yield
+    deadline = 50
+    leftovers = ffmpeg_children()
+    while leftovers and deadline:
+        import time
+
+        time.sleep(0.1)
+        deadline -= 1
+        leftovers = ffmpeg_children()
+    for p in leftovers:
+        p.kill()
+    assert not leftovers, f"test left FFmpeg processes running: {[p.pid for p in leftovers]}"
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> FFmpegBinary:
+    return find_ffmpeg()
+
+
+def make_clip(ffmpeg: str, path: Path, seconds: float, video: str = "testsrc2", size: str = "320x180",
+              rate: int = 15, audio: bool = True, freq: int = 440, title: str | None = None) -> Path:
+    args = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"{video}=s={size}:r={rate}"]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=f={freq}:sample_rate=44100"]
+    args += ["-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", str(rate), "-pix_fmt", "yuv420p"]
+    if audio:
+        args += ["-c:a", "aac", "-b:a", "64k"]
+    if title:
+        args += ["-metadata", f"title={title}"]
+    args.append(str(path))
+    subprocess.run(args, check=True, timeout=60)
+    return path
+
+
+@pytest.fixture(scope="session")
+def media(ffmpeg: FFmpegBinary, tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("media")
+    return {
+        "a": make_clip(ffmpeg.path, d / "a.mp4", 3.0, "testsrc2", title="Clip A"),
+        "b": make_clip(ffmpeg.path, d / "b.mkv", 3.0, "smptebars", size="640x360", rate=25, freq=880),
+        "c": make_clip(ffmpeg.path, d / "c.mp4", 2.5, "rgbtestsrc", audio=False),
+        "long": make_clip(ffmpeg.path, d / "long.mp4", 20.0, "testsrc2"),
+    }
+
+
+def small_config(channels: list[ChannelConfig], extra: str = "", env: dict | None = None) -> Config:
+    cfg = parse_config(SMALL_PROFILE + extra, "<test>", env=env or {})
+    cfg.channels = channels
+    return cfg
+
+
+@dataclass
+class Running:
+    engine: Engine
+    handle: ServerHandle
+    base: str
+
+    def client(self, **kw) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base, timeout=httpx.Timeout(20.0), **kw)
+
+
+class ServerFactory:
+    def __init__(self, tmp_path: Path, ffmpeg: FFmpegBinary) -> None:
+        self.tmp_path = tmp_path
+        self.ffmpeg = ffmpeg
+        self.running: list[Running] = []
+
+    async def __call__(self, cfg: Config, data_dir: Path | None = None) -> Running:
+        engine = Engine(cfg, data_dir or self.tmp_path / "data", ffmpeg=self.ffmpeg)
+        handle = ServerHandle(engine, host="127.0.0.1", port=0)
+        await handle.start()
+        r = Running(engine, handle, f"http://127.0.0.1:{handle.port}")
+        self.running.append(r)
+        return r
+
+    async def close(self) -> None:
+        for r in self.running:
+            await r.handle.stop()
+
+
+@pytest.fixture
+async def server(tmp_path: Path, ffmpeg: FFmpegBinary):
+    factory = ServerFactory(tmp_path, ffmpeg)
+    try:
+        yield factory
+    finally:
+        await factory.close()
+
+
+async def capture(client: httpx.AsyncClient, path: str, seconds: float, stop_reading_after: float | None = None,
+                  ) -> bytes:
+    """Read a stream for ``seconds`` (wall time) and return the bytes."""
+    buf = bytearray()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    async with client.stream("GET", path) as resp:
+        assert resp.status_code == 200, resp.status_code
+        it = resp.aiter_raw()
+        while loop.time() < end:
+            try:
+                chunk = await asyncio.wait_for(it.__anext__(), max(0.01, end - loop.time()))
+            except (asyncio.TimeoutError, StopAsyncIteration):
+                break
+            buf += chunk
+    return bytes(buf)
+
+
+def decode(ffmpeg: FFmpegBinary, data: bytes, tmp_path: Path, name: str = "cap.ts") -> tuple[int, str, str]:
+    """Decode a capture fully with FFmpeg: (exit code, error output, stream description)."""
+    f = tmp_path / name
+    f.write_bytes(data)
+    dec = subprocess.run([ffmpeg.path, "-hide_banner", "-v", "error", "-i", str(f), "-f", "null", "-"],
+                         capture_output=True, text=True, timeout=120)
+    info = subprocess.run([ffmpeg.path, "-hide_banner", "-i", str(f)], capture_output=True, text=True, timeout=60)
+    return dec.returncode, dec.stderr, info.stderr
+
+
+def channel(number: int, name: str, *paths: Path, **kw) -> ChannelConfig:
+    return ChannelConfig(number=number, name=name, lineup=[str(p) for p in paths], **kw)
+
+
+os.environ.setdefault("EXSTREAMTV_TEST", "1")
