@@ -364,9 +364,13 @@ class Channel:
                     timeout = stall
                     self._on_first_output(plan, start_media)
                 pacer.push(splicer.feed(data))
-                while pacer.ahead_seconds() >= self.streaming.readahead_seconds and mp.returncode is None:
+                await asyncio.sleep(0)  # let the pacer and viewers run between reads
+                # backpressure: read on only when little is waiting (FFmpeg then blocks on the pipe)
+                while pacer.ahead_seconds() >= self.streaming.readahead_seconds and not mp.killed_by_us:
                     await pacer.wait_space(self.streaming.readahead_seconds)
                     mp.touch(clock.monotonic())  # held back by us, not stalled
+                if mp.killed_by_us:
+                    break  # restart, slate or stop: the rest of its output is not wanted
             rc = await mp.proc.wait()
         finally:
             if mp.returncode is None:

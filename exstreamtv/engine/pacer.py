@@ -44,9 +44,12 @@ class Pacer:
 
     def ahead_seconds(self) -> float:
         """How much encoded media waits beyond the release point."""
-        if not self.pending or self.anchor is None:
+        if not self.pending:
             return 0.0
-        allowed = self.position() + self.lead * CLOCK  # type: ignore[operator]
+        pos = self.position()
+        if pos is None:  # not anchored yet: the first packet will anchor at "now"
+            pos = self.pending[0].time
+        allowed = pos + self.lead * CLOCK
         return max(0.0, (self.pending[-1].time - allowed) / CLOCK)
 
     def air_time_of(self, media_time: int | None) -> float:

@@ -113,7 +113,7 @@ async def default_spawner(argv: list[str], *, stdin: int | None = asyncio.subpro
                           stderr: int | None = asyncio.subprocess.PIPE) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         *argv, stdin=stdin, stdout=stdout, stderr=stderr,
-        start_new_session=True, preexec_fn=_child_setup(os.getpid()), limit=1 << 20,
+        start_new_session=True, preexec_fn=_child_setup(os.getpid()), limit=1 << 16,
     )
 
 
