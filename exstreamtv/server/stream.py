@@ -121,13 +121,13 @@ class StreamEndpoint:
                                     (b"connection", b"close"), (b"x-session-id", session.session_id.encode())]})
             clock = engine.clock
             while True:
-                data = await viewer.read(512 * 1024)
+                data = await viewer.read(256 * 1024)
                 if not data:
                     break
                 session.skips = viewer.cursor.skips
+                # send now, pay the throttle's debt before the next send: a joining viewer gets
+                # its keyframe at once, and the rate over any window is still the target
                 delay = throttler.reserve(len(data))
-                if delay > 0:
-                    await asyncio.sleep(delay)
                 sessions.sending(session)
                 t0 = clock.monotonic()
                 try:
@@ -139,6 +139,8 @@ class StreamEndpoint:
                     continue
                 throttler.observe_send(clock.monotonic() - t0)
                 sessions.sent(session, len(data))
+                if delay > 0:
+                    await asyncio.sleep(delay)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         async def watch_disconnect() -> None:
