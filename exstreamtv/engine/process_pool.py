@@ -318,6 +318,9 @@ class ProcessPoolManager:
         """The owner is done with the process (it exited and was awaited)."""
         mp.released = True
         self._procs.pop(mp.pid, None)
+        transport = getattr(mp.proc, "_transport", None)
+        if transport is not None and mp.returncode is not None:
+            transport.close()  # its pipes, now rather than at garbage collection
         forget = getattr(self.readings, "forget", None)
         if forget:
             forget(mp.pid)

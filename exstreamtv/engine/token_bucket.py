@@ -36,7 +36,7 @@ class TokenBucket:
 
     def try_take(self, amount: float = 1.0) -> bool:
         self._refill()
-        if self._tokens >= amount:
+        if self._tokens >= amount - 1e-9:  # float dust must not cost a whole token
             self._tokens -= amount
             return True
         return False
