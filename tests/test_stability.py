@@ -34,6 +34,7 @@ class Reader:
         self.arrivals: list[tuple[float, int]] = []
         self.status: int | None = None
         self.ended = False
+        self.error: Exception | None = None
         self.task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
@@ -43,6 +44,8 @@ class Reader:
                 async for chunk in resp.aiter_raw():
                     self.bytes += len(chunk)
                     self.arrivals.append((time.monotonic(), len(chunk)))
+        except httpx.HTTPError as exc:  # the server dropped the connection (kick, shutdown)
+            self.error = exc
         finally:
             self.ended = True
 

@@ -70,6 +70,7 @@ class StreamingConfig:
     lead_seconds: float = _spec(1.0, doc="how far ahead of real time viewers are fed")
     readahead_seconds: float = _spec(3.0, minimum=0.5, doc="how far ahead of release FFmpeg may encode")
     viewer_buffer_seconds: float = _spec(10.0, minimum=1, doc="how far a viewer may fall behind before it skips ahead")
+    socket_send_buffer_bytes: int = _spec(524288, minimum=0, doc="kernel send buffer per viewer socket; 0 = OS default")
 
 
 @dataclass

@@ -289,6 +289,7 @@ class SessionManager:
 
     def recent_disconnects(self, limit: int = 20) -> list[dict[str, Any]]:
         now = self.clock.monotonic()
-        ended = [s for s in self._sessions.values() if s.state is SessionState.DISCONNECTED] + list(self.history)
+        ended = list(self.history) + [s for s in self._sessions.values() if s.state is SessionState.DISCONNECTED]
+        ended.reverse()  # newest first, also among equal end times
         ended.sort(key=lambda s: s.ended_at or 0, reverse=True)
         return [s.to_dict(now) for s in ended[:limit]]

@@ -4,7 +4,8 @@ Modes (``stream_throttler.mode``):
 - ``realtime``: a token bucket at ``target_bitrate_bps`` (bucket size 0.5 s of target).
 - ``burst``: up to 2x the target while a burst allowance (``burst_seconds`` of target
   bytes) lasts; bytes sent above the target spend it, time spent below the target earns
-  it back (never above its size); once spent, the target rate.
+  it back (never above its size); once spent, the target rate until a quarter of the
+  allowance is earned back.
 - ``adaptive``: the rate follows the viewer's drain. Once per second it looks at how long
   sends were blocked on the socket: under 10% of the second and the rate goes up 10%
   (toward ``adaptive_ceiling_factor`` x target); over 50% (the socket backs up) and it
@@ -45,6 +46,7 @@ class StreamThrottler:
         self.floor_Bps = self.target_Bps / 2
         self.burst_capacity = cfg.burst_seconds * self.target_Bps
         self.burst_credit = self.burst_capacity
+        self.bursting = self.mode is ThrottleMode.BURST
         self.rate_Bps = self.target_Bps * (2 if self.mode is ThrottleMode.BURST else 1)
         self.bucket = TokenBucket(clock, self.rate_Bps, max(1.0, self.rate_Bps * self.BUCKET_SECONDS))
         self._last = clock.monotonic()
@@ -66,7 +68,11 @@ class StreamThrottler:
             dt = now - self._last
             self.burst_credit = min(self.burst_capacity, self.burst_credit + dt * self.target_Bps)
             self.burst_credit -= nbytes  # earning at target, spending what is sent: net = excess over target
-            want = 2 * self.target_Bps if self.burst_credit > 0 else self.target_Bps
+            if self.bursting and self.burst_credit <= 0:
+                self.bursting = False
+            elif not self.bursting and self.burst_credit >= 0.25 * self.burst_capacity:
+                self.bursting = True  # hysteresis: a quarter of the allowance earned back first
+            want = 2 * self.target_Bps if self.bursting else self.target_Bps
             self.burst_credit = max(0.0, self.burst_credit)
             if want != self.rate_Bps:
                 self._set_rate(want)

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 from typing import Any
 
 from ..engine.engine import Engine, UnknownChannel
@@ -29,6 +30,17 @@ async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": data})
+
+
+def limit_send_buffer(send: Any, size: int) -> None:
+    """Bound the kernel send buffer of a viewer's socket (uvicorn's transport behind ``send``)."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is not None and size > 0:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        except OSError:
+            pass
 
 
 def abort_transport(send: Any) -> None:
@@ -116,6 +128,7 @@ class StreamEndpoint:
         session.on_disconnect = on_disconnect
 
         async def pump() -> None:
+            limit_send_buffer(send, engine.config.streaming.socket_send_buffer_bytes)
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"video/mp2t"), (b"cache-control", b"no-cache, no-store"),
                                     (b"connection", b"close"), (b"x-session-id", session.session_id.encode())]})
