@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from exstreamtv.engine.mpegts import CLOCK, TS, Splicer, scan_timeline
+from exstreamtv.engine.mpegts import CLOCK, TS, ContinuityCounter, Splicer, scan_timeline
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +23,15 @@ def segments(ffmpeg, tmp_path_factory):
 
 def splice(parts, feed_size=5000):
     s = Splicer()
+    cc = ContinuityCounter()
     out = []
     for data, clean in parts:
         s.begin_segment()
         for i in range(0, len(data), feed_size):
             out += s.feed(data[i:i + feed_size])
         out += s.end_segment(clean)
+    for p in out:
+        cc.stamp(p.data)  # as the pacer does on release
     return s, out
 
 
@@ -73,7 +76,7 @@ def test_timestamps_wrap_at_33_bits(segments):
     s._last = {0x100: ((1 << 33) - 90_000, 6000)}  # pretend we are one second before the wrap
     s.begin_segment()
     out = s.feed(segments[0]) + s.end_segment(True)
-    blob = b"".join(p.data for p in out)
+    blob = b"".join(bytes(p.data) for p in out)
     tl = scan_timeline(blob)
     assert tl.backwards == 0
     assert tl.video_pts[-1] > (1 << 33) / CLOCK  # unwrapped across the wrap

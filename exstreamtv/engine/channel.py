@@ -21,7 +21,7 @@ from typing import Any, Callable, Protocol
 from .broadcaster import Broadcaster, Cursor
 from .circuit_breaker import CircuitBreaker
 from .clock import Clock
-from .config import ChannelConfig, FFmpegConfig, StreamingConfig
+from .config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, StreamingConfig
 from .events import EventLog
 from .ffmpeg_command import FileSource, OutputProfile, program_command
 from .mpegts import CLOCK, Splicer
@@ -53,7 +53,10 @@ class ChannelHost(Protocol):
 
     def request_channel_restart(self, channel_id: int, source: str, reason: str = "") -> RestartDecision: ...
 
-    def error_screen_command(self, channel: "Channel", reason: str, duration: float | None) -> list[str] | None: ...
+    auto_heal: AiAutoHealConfig
+
+    def error_screen_command(self, channel: "Channel", reason: str, duration: float | None,
+                             params: dict[str, Any] | None = None) -> list[str] | None: ...
 
 
 @dataclass
@@ -134,6 +137,7 @@ class Channel:
         self._wake = asyncio.Event()
         self._restart_requested = False
         self._slate: tuple[float, dict[str, Any]] | None = None  # operator slate: (until monotonic, params)
+        self._standby: Standby | None = None
         self.on_state_change: Callable[["Channel", ChannelState], None] | None = None
 
     # ------------------------------------------------------------ viewers
@@ -184,6 +188,7 @@ class Channel:
         self.broadcaster = Broadcaster(max_seconds=self.streaming.viewer_buffer_seconds)
         self.splicer = Splicer()
         self.pacer = Pacer(self.host.clock, self.broadcaster, self.streaming.lead_seconds)
+        self.pacer.header_source = self.splicer.header
         self.started_at = self.host.clock.monotonic()
         self._restart_requested = False
         self._set_state(ChannelState.STARTING)
@@ -217,30 +222,52 @@ class Channel:
     def owner_alive(self) -> bool:
         return self.running
 
-    def restart(self) -> None:
-        """Called by the engine once ``request_channel_restart`` accepted: end the current process."""
+    @property
+    def slate_active(self) -> bool:
+        return self._slate is not None
+
+    def fail_current(self, reason: str) -> bool:
+        """End the current process as a failure (health task: unhealthy); recovery follows."""
+        cur = self.current
+        if cur is None or cur.returncode is not None:
+            return False
+        self.host.pool.kill_now(cur, reason, failure=True)
+        return True
+
+    def restart(self, hot: bool = False) -> None:
+        """Called by the engine once ``request_channel_restart`` accepted.
+
+        ``hot``: start the new pipeline first and switch viewers to it at its first keyframe
+        (no error screen, no gap); otherwise end the current process and start afresh.
+        """
         self.restarts += 1
         self._restart_requested = True
         self._wake.set()
-        if self.current is not None and self.current.returncode is None:
-            self.host.pool.kill_now(self.current, "restart")
+        cur, plan = self.current, self.current_plan
+        if hot and cur is not None and cur.returncode is None and plan is not None and plan.kind == "program" \
+                and self._standby is None:
+            self._begin_standby(self.plan_program(None, None, ahead=self.streaming.readahead_seconds))
+            return
+        if cur is not None and cur.returncode is None:
+            self.host.pool.kill_now(cur, "restart")
 
     def show_slate(self, seconds: float, params: dict[str, Any]) -> None:
         """Put the error screen on air for ``seconds`` (operator test / maintenance), then the program."""
         self._slate = (self.host.clock.monotonic() + seconds, params)
         self._wake.set()
-        if self.current is not None and self.current.returncode is None and self.current_plan \
-                and self.current_plan.kind == "program":
-            self.host.pool.kill_now(self.current, "slate")
+        cur = self.current
+        if cur is not None and cur.returncode is None and self.current_plan and self.current_plan.kind == "program":
+            self.host.pool.kill_now(cur, "slate")
 
     # ------------------------------------------------------------ planning
     def _air_time(self) -> float:
         assert self.pacer is not None and self.splicer is not None
         return self.pacer.air_time_of(self.splicer.next_start())
 
-    def plan_program(self, previous: SegmentPlan | None, previous_outcome: SegmentOutcome | None) -> SegmentPlan:
+    def plan_program(self, previous: SegmentPlan | None, previous_outcome: SegmentOutcome | None,
+                     ahead: float = 0.0) -> SegmentPlan:
         assert self.schedule is not None
-        air = self._air_time()
+        air = self._air_time() + ahead
         slot = self.schedule.at(air)
         if slot.remaining < 0.5:
             slot = self.schedule.at(slot.end + 1e-3)
@@ -253,6 +280,22 @@ class Channel:
         argv = program_command(self.host.ffmpeg_path, src, self.host.profile)
         return SegmentPlan("program", slot, argv, item.title)
 
+    def _cut_to_air(self) -> None:
+        """Drop encoded-but-unsent media so what comes next airs at once (failure, slate, return)."""
+        assert self.pacer is not None and self.splicer is not None
+        if self.pacer.truncate():
+            self.splicer.rebase(self.pacer.released_last)
+
+    # ------------------------------------------------------------ standby (hot swap, recovery)
+    def _begin_standby(self, plan: SegmentPlan) -> "Standby":
+        self._standby = Standby(self, plan)
+        return self._standby
+
+    async def _drop_standby(self) -> None:
+        sb, self._standby = self._standby, None
+        if sb is not None:
+            await sb.discard()
+
     # ------------------------------------------------------------ supervisor
     async def _supervise(self) -> None:
         plan: SegmentPlan | None = None
@@ -260,24 +303,26 @@ class Channel:
         try:
             while True:
                 if self._slate is not None:
-                    until, params = self._slate
-                    remaining = until - self.host.clock.monotonic()
-                    if remaining > 0.2:
-                        await self._run_error_screen(params.get("reason", "maintenance"), remaining, params)
+                    await self._run_slate()
+                    plan, outcome = None, None
+                    if self._standby is None:
                         continue
-                    self._slate = None
-                plan = self.plan_program(plan, outcome)
-                outcome = await self._run_plan(plan)
-                if outcome is None:  # spawn refused
-                    await self._recover("spawn rejected")
+                sb = self._standby
+                if sb is not None and sb.ready.is_set() and sb.mp is not None:
+                    self._standby = None
+                    plan = sb.plan
+                    outcome = await self._adopt(sb)
+                else:
+                    await self._drop_standby()
+                    plan = self.plan_program(plan, outcome)
+                    outcome = await self._run_plan(plan)
+                if outcome is None:  # spawn refused (counted on the breaker by the pool)
+                    await self._recover("spawn rejected: " + self.last_error)
                     continue
                 if outcome.ok or outcome.stopped:
+                    self._restart_requested = False
                     continue
-                self.failures += 1
-                self.last_error = outcome.reason
-                self.breaker.record_failure(outcome.reason)
-                self.host.events.emit("pipeline_failed", f"channel {self.number}: {outcome.reason}", self.number,
-                                      level=logging.WARNING, reason=outcome.reason)
+                await self._failed(outcome.reason)
                 await self._recover(outcome.reason)
         except asyncio.CancelledError:
             raise
@@ -286,56 +331,129 @@ class Channel:
             self.last_error = "internal error (see log)"
             raise
         finally:
-            cur = self.current
-            if cur is not None and cur.returncode is None:
-                await asyncio.shield(self.host.pool.terminate(cur, "channel stopped"))
+            await asyncio.shield(self._cleanup_processes())
+
+    async def _cleanup_processes(self) -> None:
+        await self._drop_standby()
+        cur = self.current
+        if cur is not None and cur.returncode is None:
+            await self.host.pool.terminate(cur, "channel stopped")
+
+    async def _failed(self, reason: str) -> None:
+        self.failures += 1
+        self.last_error = reason
+        self.breaker.record_failure(reason)
+        self.host.events.emit("pipeline_failed", f"channel {self.number}: {reason}", self.number,
+                              level=logging.WARNING, reason=reason)
 
     async def _recover(self, reason: str) -> None:
-        """After a failure: ask ``request_channel_restart`` until accepted; cover the wait."""
+        """After a failure: error screen at once (when enabled) while ``request_channel_restart`` is
+        asked until it accepts; the restarted program replaces the error screen at its first keyframe."""
         self._set_state(ChannelState.RECOVERING)
+        fallback = self.host.auto_heal.use_error_screen_fallback
+        if fallback:
+            self._cut_to_air()
         self._restart_requested = False
         while True:
             decision = self.host.request_channel_restart(self.number, source="pipeline", reason=reason)
             if decision.accepted or self._restart_requested:
-                return
+                self._restart_requested = False
+                sb = self._begin_standby(self.plan_program(None, None))
+                if not fallback or not await self._run_error_screen(reason, {}, until=sb):
+                    await sb.done.wait()
+                if sb.ready.is_set():
+                    if fallback:
+                        self._cut_to_air()  # the programme replaces the error screen now
+                    return
+                self._standby = None
+                await sb.discard()
+                reason = sb.failed or "restart failed"
+                if "spawn rejected" not in reason:
+                    await self._failed(reason)
+                continue
             wait = max(0.2, decision.retry_after_seconds)
-            if not await self._run_error_screen(reason, wait, {"return_in": wait}):
+            deadline = self.host.clock.monotonic() + wait
+            params = {"return_in": wait}
+            shown = fallback and await self._run_error_screen(
+                reason, params, stop_when=lambda: self._restart_requested or self.host.clock.monotonic() >= deadline)
+            if not shown:
                 self._wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), wait)
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - self.host.clock.monotonic()))
                 except asyncio.TimeoutError:
                     pass
-            if self._restart_requested:
-                return
 
-    async def _run_error_screen(self, reason: str, seconds: float, params: dict[str, Any]) -> bool:
-        """Fill ``seconds`` with the error screen; False if none could be run (caller waits instead)."""
-        argv = self.host.error_screen_command(self, reason, seconds) if params is not None else None
+    async def _run_slate(self) -> None:
+        """Operator slate: error screen now, then the programme from a standby started a second early."""
+        assert self._slate is not None
+        until, params = self._slate
+        self._cut_to_air()
+        clock = self.host.clock
+
+        def stop() -> bool:
+            if self._slate is not None and self._slate[0] != until:  # a new slate request replaces this one
+                return True
+            if self._standby is None and clock.monotonic() >= until - 1.0:
+                self._begin_standby(self.plan_program(None, None))
+            sb = self._standby
+            return sb is not None and (sb.ready.is_set() or sb.done.is_set())
+
+        shown = await self._run_error_screen(params.get("reason", "maintenance"), params, stop_when=stop)
+        if self._slate is not None and self._slate[0] == until:
+            self._slate = None
+        if not shown:
+            self._set_state(ChannelState.RECOVERING)
+        elif self._standby is not None and self._standby.ready.is_set():
+            self._cut_to_air()
+
+    async def _run_error_screen(self, reason: str, params: dict[str, Any], until: "Standby | None" = None,
+                                stop_when: Callable[[], bool] | None = None) -> bool:
+        """Run the error screen until ``until`` is ready / ``stop_when()``; False if none could run."""
+        argv = self.host.error_screen_command(self, reason, None, params)
         if argv is None:
             return False
+        if until is not None:
+            stop_when = lambda: until.ready.is_set() or until.done.is_set()  # noqa: E731
         plan = SegmentPlan("error_screen", None, argv, params.get("title") or "Technical difficulties")
         self._set_state(ChannelState.ERROR_SCREEN)
-        outcome = await self._run_plan(plan, check_breaker=False)
+        outcome = await self._run_plan(plan, stop_when=stop_when)
         return outcome is not None
 
-    async def _run_plan(self, plan: SegmentPlan, check_breaker: bool = True) -> SegmentOutcome | None:
+    async def _run_plan(self, plan: SegmentPlan, stop_when: Callable[[], bool] | None = None,
+                        ) -> SegmentOutcome | None:
         assert self.splicer is not None and self.pacer is not None
         try:
             mp = await self.host.pool.spawn(plan.argv, channel_id=self.number, role=plan.kind,
-                                            owner_alive=self.owner_alive, check_breaker=check_breaker
-                                            and plan.kind == "program")
+                                            owner_alive=self.owner_alive, check_breaker=plan.kind == "program")
         except SpawnRejected as exc:
             self.last_error = str(exc)
             return None
+        return await self._own(mp, plan, b"", stop_when)
+
+    async def _adopt(self, sb: "Standby") -> SegmentOutcome:
+        assert sb.mp is not None
+        self.host.events.emit("hot_swap", f"channel {self.number}: switched to the new pipeline at its first "
+                              "keyframe", self.number, pid=sb.mp.pid)
+        return await self._own(sb.mp, sb.plan, bytes(sb.prefix), None)
+
+    async def _own(self, mp: ManagedProcess, plan: SegmentPlan, prefix: bytes,
+                   stop_when: Callable[[], bool] | None) -> SegmentOutcome:
         self.current, self.current_plan = mp, plan
         self.recent_plans.append(plan)
         self.segments_started += 1
+        if stop_when is None and plan.kind == "program":
+            stop_when = self._standby_ready
         try:
-            return await self._run_segment(mp, plan)
+            return await self._run_segment(mp, plan, prefix, stop_when)
         finally:
             self.current = None
 
-    async def _run_segment(self, mp: ManagedProcess, plan: SegmentPlan) -> SegmentOutcome:
+    def _standby_ready(self) -> bool:
+        sb = self._standby
+        return sb is not None and sb.ready.is_set()
+
+    async def _run_segment(self, mp: ManagedProcess, plan: SegmentPlan, prefix: bytes = b"",
+                           stop_when: Callable[[], bool] | None = None) -> SegmentOutcome:
         splicer, pacer = self.splicer, self.pacer
         assert splicer is not None and pacer is not None and mp.proc.stdout is not None
         clock = self.host.clock
@@ -347,15 +465,27 @@ class Channel:
         reason = ""
         timeout = self.ffcfg.start_timeout_seconds
         stall = self.host.pool.cfg.stall_timeout_seconds
+        space_wait = 0.1 if stop_when is not None else 1.0
+        rc: int | None = None
         try:
+            pending = prefix
             while True:
-                try:
-                    data = await asyncio.wait_for(mp.proc.stdout.read(1 << 16), timeout)
-                except asyncio.TimeoutError:
-                    reason = (f"no first output within {timeout:g}s" if not got_output
-                              else f"stalled: no output for {timeout:g}s")
-                    self.host.pool.kill_now(mp, reason)
+                if stop_when is not None and stop_when():
+                    self.host.pool.kill_now(mp, "switched")
                     break
+                if pending:
+                    data, pending = pending, b""
+                else:
+                    try:
+                        data = await asyncio.wait_for(mp.proc.stdout.read(1 << 16), min(timeout, 0.5)
+                                                      if stop_when is not None else timeout)
+                    except asyncio.TimeoutError:
+                        if stop_when is not None and clock.monotonic() - mp.last_activity < timeout:
+                            continue  # only a chance to look at stop_when
+                        reason = (f"no first output within {timeout:g}s" if not got_output
+                                  else f"stalled: no output for {timeout:g}s")
+                        self.host.pool.kill_now(mp, reason)
+                        break
                 if not data:
                     break
                 mp.touch(clock.monotonic())
@@ -367,8 +497,10 @@ class Channel:
                 await asyncio.sleep(0)  # let the pacer and viewers run between reads
                 # backpressure: read on only when little is waiting (FFmpeg then blocks on the pipe)
                 while pacer.ahead_seconds() >= self.streaming.readahead_seconds and not mp.killed_by_us:
-                    await pacer.wait_space(self.streaming.readahead_seconds)
+                    await pacer.wait_space(self.streaming.readahead_seconds, space_wait)
                     mp.touch(clock.monotonic())  # held back by us, not stalled
+                    if stop_when is not None and stop_when():
+                        break
                 if mp.killed_by_us:
                     break  # restart, slate or stop: the rest of its output is not wanted
             rc = await mp.proc.wait()
@@ -377,6 +509,7 @@ class Channel:
                 await self.host.pool.terminate(mp, "segment ended")
             await asyncio.gather(stderr_task, return_exceptions=True)
             self.host.pool.release(mp)
+        rc = mp.returncode
         clean = rc == 0 and not mp.killed_by_us
         pacer.push(splicer.end_segment(clean))
         end_media = splicer.next_start()
@@ -384,8 +517,10 @@ class Channel:
         self.stderr_tail = parser.tail_text()
         if clean:
             return SegmentOutcome(True, False, "ended", media, rc)
-        if mp.killed_by_us and not reason:
+        if mp.killed_by_us and not reason and not mp.kill_is_failure:
             return SegmentOutcome(False, True, mp.kill_reason or "stopped", media, rc)
+        if mp.kill_is_failure and not reason:
+            reason = mp.kill_reason or "killed as unhealthy"
         if not reason:
             detail = parser.last_error()
             reason = f"ffmpeg exited with code {rc}" if rc is not None and rc > 0 else f"ffmpeg killed by signal {-rc}"
@@ -464,6 +599,57 @@ class Channel:
                        "bitrate_kbps": self.progress.bitrate_kbps, "drop_frames": self.progress.drop_frames,
                        "dup_frames": self.progress.dup_frames, "out_time": self.progress.out_time},
         }
+
+
+class Standby:
+    """A process started in the background that takes over once it has output.
+
+    Used for hot swap (a healthy-but-degraded pipeline, the pool's long-run release) and for
+    recovery behind an error screen: the viewers keep watching what is on until the new
+    process has produced its first bytes, which begin with a keyframe.
+    """
+
+    def __init__(self, channel: Channel, plan: SegmentPlan) -> None:
+        self.channel = channel
+        self.plan = plan
+        self.mp: ManagedProcess | None = None
+        self.prefix = bytearray()
+        self.ready = asyncio.Event()
+        self.done = asyncio.Event()
+        self.failed: str | None = None
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"standby-{channel.number}")
+
+    async def _run(self) -> None:
+        ch = self.channel
+        pool = ch.host.pool
+        try:
+            try:
+                self.mp = await pool.spawn(self.plan.argv, channel_id=ch.number, role=self.plan.kind,
+                                           owner_alive=ch.owner_alive)
+            except SpawnRejected as exc:
+                self.failed = f"spawn rejected: {exc.reason.value}"
+                return
+            assert self.mp.proc.stdout is not None
+            try:
+                data = await asyncio.wait_for(self.mp.proc.stdout.read(1 << 16), ch.ffcfg.start_timeout_seconds)
+            except asyncio.TimeoutError:
+                self.failed = f"no first output within {ch.ffcfg.start_timeout_seconds:g}s"
+                return
+            if not data:
+                rc = await self.mp.proc.wait()
+                self.failed = f"ffmpeg exited with code {rc} before any output"
+                return
+            self.prefix += data
+            self.mp.touch(ch.host.clock.monotonic())
+            self.ready.set()
+        finally:
+            self.done.set()
+
+    async def discard(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        if self.mp is not None:
+            await self.channel.host.pool.terminate(self.mp, "standby discarded")
 
 
 __all__ = ["Channel", "ChannelState", "Viewer", "SegmentPlan", "SegmentOutcome", "field"]

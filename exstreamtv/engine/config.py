@@ -101,6 +101,34 @@ class AiAutoHealConfig:
 
 
 @dataclass
+class ErrorScreenSettings:
+    visual_mode: str = _spec("slate", choices=("text", "static", "test_pattern", "slate"))
+    audio_mode: str = _spec("silent", choices=("silent", "sine_wave", "white_noise", "beep"))
+    background_color: str = "#1a1a2e"
+    text_color: str = "#ffffff"
+    image_path: str | None = None
+    title: str = "Technical Difficulties"
+    subtitle: str = "Please stand by. The programme will return shortly."
+
+    def __post_init__(self) -> None:
+        import re
+
+        for name in ("background_color", "text_color"):
+            if not re.fullmatch(r"#[0-9a-fA-F]{6}", getattr(self, name)):
+                raise ValueError(f"{name} must be #rrggbb, got {getattr(self, name)!r}")
+
+
+@dataclass
+class HealthConfig:
+    degraded_speed: float = _spec(0.95, doc="FFmpeg speed below this (while not held back) is degraded")
+    unhealthy_speed: float = _spec(0.8)
+    no_progress_seconds: float = _spec(5.0, minimum=0.5, doc="no FFmpeg progress this long: unhealthy")
+    lag_degraded_seconds: float = _spec(0.5, doc="output behind the clock by this much: degraded")
+    lag_unhealthy_seconds: float = _spec(3.0, doc="output behind the clock by this much: unhealthy")
+    history_seconds: float = _spec(300.0, minimum=10)
+
+
+@dataclass
 class DatabaseBackupConfig:
     enabled: bool = True
     interval_hours: float = _spec(24.0, minimum=0.001)
@@ -155,6 +183,8 @@ class Config:
     session_manager: SessionManagerConfig = field(default_factory=SessionManagerConfig)
     stream_throttler: StreamThrottlerConfig = field(default_factory=StreamThrottlerConfig)
     ai_auto_heal: AiAutoHealConfig = field(default_factory=AiAutoHealConfig)
+    error_screen: ErrorScreenSettings = field(default_factory=ErrorScreenSettings)
+    health: HealthConfig = field(default_factory=HealthConfig)
     database_backup: DatabaseBackupConfig = field(default_factory=DatabaseBackupConfig)
     process_pool: ProcessPoolConfig = field(default_factory=ProcessPoolConfig)
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)

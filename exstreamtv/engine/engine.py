@@ -18,9 +18,11 @@ from .circuit_breaker import BreakerState, CircuitBreaker
 from .clock import Clock, SystemClock
 from .config import ChannelConfig, Config
 from .demo import ensure_demo_media
+from .error_screens import ErrorScreenConfig, ErrorScreenMessage, get_error_screen_generator
 from .events import EventLog
 from .ffmpeg_binary import FFmpegBinary, find_ffmpeg
 from .ffmpeg_command import OutputProfile
+from .health import HealthMonitor, HealthStatus
 from .media import MediaError, MediaProbe, scan_lineup
 from .process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
 from .restart_guard import RestartDecision, RestartGuard
@@ -53,6 +55,10 @@ class Engine:
         self.guard = RestartGuard(config.restart_guard, self.clock)
         self.sessions = SessionManager(config.session_manager, self.clock, self.events)
         self.profile = OutputProfile.from_config(config.ffmpeg)
+        self.auto_heal = config.ai_auto_heal
+        self.health = HealthMonitor(config.health, config.ai_auto_heal.check_interval_seconds)
+        self.error_screens = get_error_screen_generator()
+        self._health_task: asyncio.Task | None = None
         self.ffmpeg = ffmpeg
         self.channels: dict[int, Channel] = {}
         self.started_mono: float | None = None
@@ -73,6 +79,7 @@ class Engine:
         log.info("using FFmpeg %s at %s (from %s)", self.ffmpeg.version, self.ffmpeg.path, self.ffmpeg.origin)
         self.pool.start()
         self.sessions.start()
+        self.error_screens.configure(self.ffmpeg_path, self.pool, self.data_dir / "tmp" / "error-screens")
         channel_cfgs = list(self.config.channels)
         if not channel_cfgs:
             self.demo = True
@@ -84,6 +91,7 @@ class Engine:
         self._save_epochs(epochs)
         self.started_mono = self.clock.monotonic()
         self.started_wall = self.clock.time()
+        self._health_task = asyncio.get_running_loop().create_task(self._health_loop(), name="health")
         self.events.emit("engine_started", f"engine started with {len(self.channels)} channel(s)"
                          + (" (demo)" if self.demo else ""))
 
@@ -155,6 +163,8 @@ class Engine:
         if self._stopping:
             return
         self._stopping = True
+        if self._health_task is not None:
+            self._health_task.cancel()
         self.sessions.shutdown()
         await asyncio.gather(*(ch.stop() for ch in self.channels.values()), return_exceptions=True)
         await self.pool.shutdown()
@@ -174,15 +184,24 @@ class Engine:
     def tune(self, channel_id: int) -> Viewer:
         return self.channel(channel_id).attach()
 
-    def request_channel_restart(self, channel_id: int, source: str = "api", reason: str = "") -> RestartDecision:
-        """The one gate for every restart (API, console, health task, auto-heal, pipeline recovery)."""
+    def request_channel_restart(self, channel_id: int, source: str = "api", reason: str = "",
+                                hot: bool | None = None) -> RestartDecision:
+        """The one gate for every restart (API, console, health task, auto-heal, pipeline recovery).
+
+        ``hot`` (default: ``ai_auto_heal.hot_swap_enabled``): the new pipeline starts first and
+        viewers switch at its first keyframe.
+        """
         ch = self.channel(channel_id)
         decision = self.guard.check(ch.number, self.breakers.get(ch.number))
         if decision.accepted:
             self.events.emit("restart_accepted", f"restart of channel {ch.number} accepted ({source}"
                              + (f": {reason}" if reason else "") + ")", ch.number, source=source)
-            if ch.running:
-                ch.restart()  # a failed pipeline's supervisor is waiting for exactly this
+            if hot is None:
+                hot = self.auto_heal.hot_swap_enabled
+            if source == "pipeline":
+                ch.restarts += 1  # the recovering supervisor proceeds on this decision itself
+            elif ch.running:
+                ch.restart(hot=hot)
             else:
                 ch.restarts += 1  # nothing runs: the next viewer starts it fresh anyway
         else:
@@ -202,10 +221,87 @@ class Engine:
     def _on_long_run(self, mp) -> None:
         if mp.channel_id is not None and mp.channel_id in self.channels:
             self.request_channel_restart(mp.channel_id, source="long_run_guard",
-                                         reason=f"pid {mp.pid} ran too long")
+                                         reason=f"pid {mp.pid} ran too long", hot=True)
 
-    def error_screen_command(self, channel: Channel, reason: str, duration: float | None) -> list[str] | None:
-        return None
+    # ------------------------------------------------------------ error screens
+    def error_screen_config(self, params: dict[str, Any] | None = None) -> ErrorScreenConfig:
+        """The configured error screen in the channel profile, with per-call overrides (validated)."""
+        es = self.config.error_screen
+        p = params or {}
+        return ErrorScreenConfig.for_profile(
+            self.profile, visual_mode=p.get("visual_mode") or es.visual_mode,
+            audio_mode=p.get("audio_mode") or es.audio_mode,
+            background_color=p.get("background_color") or es.background_color,
+            text_color=p.get("text_color") or es.text_color, image_path=es.image_path)
+
+    def error_screen_message(self, channel: Channel, reason: str, params: dict[str, Any] | None = None
+                             ) -> ErrorScreenMessage:
+        es = self.config.error_screen
+        p = params or {}
+        ret = p.get("return_in")
+        breaker = self.breakers.get(channel.number)
+        if ret is None and breaker is not None and breaker.state is BreakerState.OPEN:
+            ret = breaker.retry_after()
+        return ErrorScreenMessage(title=p.get("title") or es.title, subtitle=p.get("subtitle") or es.subtitle,
+                                  channel_name=channel.name, channel_number=channel.number,
+                                  estimated_return=ret, details=None)
+
+    def error_screen_command(self, channel: Channel, reason: str, duration: float | None,
+                             params: dict[str, Any] | None = None) -> list[str] | None:
+        """FFmpeg argv of this channel's error screen, or None when error screens are off."""
+        explicit = params is not None and ("title" in params or "visual_mode" in params)
+        if not explicit and not self.auto_heal.use_error_screen_fallback:
+            return None
+        try:
+            cfg = self.error_screen_config(params)
+        except ValueError as exc:
+            log.warning("error screen config invalid (%s); using defaults", exc)
+            cfg = ErrorScreenConfig.for_profile(self.profile)
+        return self.error_screens.build_command(self.error_screen_message(channel, reason, params), cfg, duration,
+                                                logo=channel.cfg.logo)
+
+    def show_error_screen(self, channel_id: int, seconds: float, params: dict[str, Any]) -> None:
+        """Put the error screen on air for ``seconds`` (operator slate); raises ValueError on bad params."""
+        ch = self.channel(channel_id)
+        self.error_screen_config(params)  # validates modes and colours before anything happens
+        ch.show_slate(seconds, {**params, "reason": "operator slate"})
+        self.events.emit("error_screen", f"error screen on air on channel {ch.number} for {seconds:g}s "
+                         "(operator)", ch.number, seconds=seconds)
+
+    # ------------------------------------------------------------ health and auto-heal
+    async def _health_loop(self) -> None:
+        interval = self.auto_heal.check_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.check_health()
+            except Exception:
+                log.exception("health check failed")
+
+    def check_health(self) -> None:
+        """Sample every running channel; auto-heal unhealthy ones (and hot-swap degraded ones)."""
+        now, wall = self.clock.monotonic(), self.clock.time()
+        for ch in self.channels.values():
+            if not ch.running:
+                continue
+            status = self.health.sample(ch, now, wall)
+            if not self.auto_heal.enabled:
+                continue
+            bad, degraded = self.health.streaks(ch.number)
+            if status is HealthStatus.UNHEALTHY and bad >= 2:
+                reason = "unhealthy: " + "; ".join(self.health._track(ch.number).reasons)
+                if ch.fail_current(reason):  # recovery (error screen + guarded restart) follows
+                    self.events.emit("auto_heal", f"channel {ch.number} {reason}; recovering", ch.number,
+                                     level=logging.WARNING)
+                self.health.reset(ch.number)
+            elif status is HealthStatus.DEGRADED and degraded >= 5 and self.auto_heal.hot_swap_enabled:
+                self.request_channel_restart(ch.number, source="auto_heal", reason="degraded", hot=True)
+                self.health.reset(ch.number)
+
+    def health_report(self, channel_id: int) -> dict[str, Any]:
+        ch = self.channel(channel_id)
+        return self.health.report(ch, self.sessions.live_count(ch.number),
+                                  self.breakers[ch.number].snapshot().to_dict(), self.clock.monotonic())
 
     # ------------------------------------------------------------ reading
     def uptime(self) -> float:

@@ -139,9 +139,47 @@ def parse_pmt(p: bytes | bytearray, info: PacketInfo) -> list[tuple[int, int]]:
 
 @dataclass(slots=True)
 class OutPacket:
-    data: bytes
+    data: bytearray
     time: int  # unwrapped 90 kHz output time of the PES this packet belongs to (pacing)
     keyframe: bool  # first packet of a video keyframe
+    pid: int = 0
+    pes_start: bool = False  # first packet of an elementary-stream PES
+
+
+class ContinuityCounter:
+    """Numbers continuity counters on the packets really sent (after any dropping)."""
+
+    def __init__(self) -> None:
+        self._cc: dict[int, int] = {}
+
+    def stamp(self, p: bytearray) -> None:
+        pid = ((p[1] & 0x1F) << 8) | p[2]
+        if p[3] & 0x10:  # has payload
+            cc = (self._cc.get(pid, -1) + 1) & 0x0F
+            self._cc[pid] = cc
+        else:
+            cc = self._cc.get(pid, 0)
+        p[3] = (p[3] & 0xF0) | cc
+
+    def stamp_as_last(self, packets: bytes) -> bytes:
+        """Copies of PSI packets carrying each PID's latest counter, so a joining viewer's header
+        runs straight into the next real packet without a continuity error."""
+        out = bytearray(packets)
+        for i in range(0, len(out) - TS + 1, TS):
+            pid = ((out[i + 1] & 0x1F) << 8) | out[i + 2]
+            cc = self._cc.get(pid)
+            if cc is not None:
+                out[i + 3] = (out[i + 3] & 0xF0) | cc
+        return bytes(out)
+
+
+def track_pes(last: dict[int, tuple[int, int]], pid: int, time: int) -> None:
+    """Remember a stream's latest PES time and the interval between its PES (its frame length)."""
+    prev = last.get(pid)
+    interval = prev[1] if prev else 0
+    if prev and time > prev[0]:
+        interval = time - prev[0]
+    last[pid] = (max(time, prev[0]) if prev else time, interval)
 
 
 @dataclass(slots=True)
@@ -183,7 +221,6 @@ class Splicer:
         self.video_pid: int | None = None
         self.pat: bytes | None = None
         self.pmt: bytes | None = None
-        self._cc: dict[int, int] = {}
         self._last: dict[int, tuple[int, int]] = {}  # pid -> (last emitted unwrapped ts, interval)
         self.last_time = 0  # highest output time emitted
         self._seg = _Segment()
@@ -339,23 +376,20 @@ class Splicer:
         p = item.data
         info = parse_header(p)
         pid = info.pid
-        if info.has_payload:  # continuity counters are numbered on what is really sent
-            cc = (self._cc.get(pid, -1) + 1) & 0x0F
-            self._cc[pid] = cc
-        else:
-            cc = self._cc.get(pid, 0)
-        p[3] = (p[3] & 0xF0) | cc
         if pid == 0:
             self.pat = bytes(p)
         elif pid == self.pmt_pid and info.pusi:
             self.pmt = bytes(p)
-        if info.pusi and info.pid in self.es_pids:
-            prev = self._last.get(info.pid)
-            interval = prev[1] if prev else 0
-            if prev and item.time > prev[0]:
-                interval = item.time - prev[0]
-            self._last[info.pid] = (max(item.time, prev[0]) if prev else item.time, interval)
-        out.append(OutPacket(bytes(item.data), item.time, item.keyframe))
+        pes_start = info.pusi and pid in self.es_pids
+        if pes_start:
+            track_pes(self._last, pid, item.time)
+        out.append(OutPacket(p, item.time, item.keyframe, pid, pes_start))
+
+    def rebase(self, last: dict[int, tuple[int, int]]) -> None:
+        """Continue after what was really sent (unsent packets were dropped by the pacer)."""
+        if last:
+            self._last = dict(last)
+            self.last_time = max(t for t, _ in last.values())
 
     def end_segment(self, clean: bool) -> list[OutPacket]:
         """Flush a finished segment. A clean end sends everything; after a crash, torn PES are dropped."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Callable
 
 from .broadcaster import Broadcaster
 from .clock import Clock
-from .mpegts import CLOCK, OutPacket
+from .mpegts import CLOCK, ContinuityCounter, OutPacket, track_pes
 
 
 class Pacer:
@@ -30,6 +31,10 @@ class Pacer:
         self.released_time = 0  # media time (90 kHz) of the last released packet
         self.released_bytes = 0
         self.reanchors = 0
+        self.cc = ContinuityCounter()
+        self.released_last: dict[int, tuple[int, int]] = {}  # per stream: last PES time sent, interval
+        self.header_source: Callable[[], bytes] | None = None
+        self.dropped_packets = 0
         self._data = asyncio.Event()
         self._space = asyncio.Event()
         self._closed = False
@@ -97,6 +102,8 @@ class Pacer:
         chunk_time = 0
         pending = self.pending
         b = self.broadcaster
+        stamp = self.cc.stamp
+        last = self.released_last
         while pending and pending[0].time <= allowed:
             pkt = pending.popleft()
             if pkt.keyframe and parts:
@@ -105,6 +112,12 @@ class Pacer:
             if not parts:
                 chunk_key = pkt.keyframe
                 chunk_time = pkt.time
+                if chunk_key and self.header_source is not None:
+                    # PAT/PMT for viewers who join here, numbered to run into this chunk's own
+                    b.header = self.cc.stamp_as_last(self.header_source())
+            stamp(pkt.data)
+            if pkt.pes_start:
+                track_pes(last, pkt.pid, pkt.time)
             parts.append(pkt.data)
             self.released_time = pkt.time
         if parts:
@@ -113,6 +126,18 @@ class Pacer:
         if not pending:
             return self.tick
         return min(self.tick, max(0.005, (pending[0].time - allowed) / CLOCK))
+
+    def truncate(self) -> int:
+        """Drop everything not yet released (a failure or a switch): what comes next airs at once.
+
+        Packets of one PES share one time and are released together, so the cut never tears a
+        frame; the splicer must then ``rebase(released_last)``.
+        """
+        n = len(self.pending)
+        self.pending.clear()
+        self.dropped_packets += n
+        self._space.set()
+        return n
 
     def _publish(self, b: Broadcaster, parts: list[bytes], key: bool, time: int) -> None:
         data = b"".join(parts)

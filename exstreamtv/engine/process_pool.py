@@ -149,6 +149,7 @@ class ManagedProcess:
     owner_alive: Callable[[], bool] = lambda: True
     killed_by_us: bool = False
     kill_reason: str | None = None
+    kill_is_failure: bool = False  # a stall or an unhealthy pipeline counts on the breaker
     long_run_notified: bool = False
     released: bool = field(default=False)
 
@@ -290,11 +291,12 @@ class ProcessPoolManager:
         self.release(mp)
         return mp.returncode
 
-    def kill_now(self, mp: ManagedProcess, reason: str) -> None:
-        """SIGKILL without waiting (stalls, orphans); the owner sees the exit."""
+    def kill_now(self, mp: ManagedProcess, reason: str, failure: bool = False) -> None:
+        """SIGKILL without waiting (stalls, orphans, restarts); the owner sees the exit."""
         if mp.returncode is None:
             mp.killed_by_us = True
             mp.kill_reason = mp.kill_reason or reason
+            mp.kill_is_failure = mp.kill_is_failure or failure
             self._signal(mp, signal.SIGKILL)
 
     @staticmethod
@@ -345,7 +347,7 @@ class ProcessPoolManager:
                                  mp.channel_id, level=logging.WARNING, pid=mp.pid)
                 continue
             if now - mp.last_activity > self.cfg.stall_timeout_seconds:
-                self.kill_now(mp, "stalled")
+                self.kill_now(mp, "stalled", failure=True)
                 done["stalled_killed"] += 1
                 self.events.emit("process_stalled", f"{mp.role} pid {mp.pid} made no progress for "
                                  f"{now - mp.last_activity:.0f}s; killed", mp.channel_id, level=logging.WARNING,

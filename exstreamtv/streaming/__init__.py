@@ -1,0 +1,1 @@
+"""The guide's documented import paths (implementations live in ``exstreamtv.engine``)."""
