@@ -35,6 +35,8 @@ class Reader:
         self.status: int | None = None
         self.ended = False
         self.error: Exception | None = None
+        self.keep = False  # keep the bytes (set right after creation)
+        self.data = bytearray()
         self.task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
@@ -44,6 +46,8 @@ class Reader:
                 async for chunk in resp.aiter_raw():
                     self.bytes += len(chunk)
                     self.arrivals.append((time.monotonic(), len(chunk)))
+                    if self.keep:
+                        self.data += chunk
         except httpx.HTTPError as exc:  # the server dropped the connection (kick, shutdown)
             self.error = exc
         finally:

@@ -138,6 +138,7 @@ class Channel:
         self._restart_requested = False
         self._slate: tuple[float, dict[str, Any]] | None = None  # operator slate: (until monotonic, params)
         self._standby: Standby | None = None
+        self._error_screen_since: float | None = None  # when the current error screen reaches the air
         self.on_state_change: Callable[["Channel", ChannelState], None] | None = None
 
     # ------------------------------------------------------------ viewers
@@ -413,7 +414,15 @@ class Channel:
         if argv is None:
             return False
         if until is not None:
-            stop_when = lambda: until.ready.is_set() or until.done.is_set()  # noqa: E731
+            # at least ``min_error_screen_seconds`` on air: a fraction of a second reads as a glitch
+            minimum = self.host.auto_heal.min_error_screen_seconds
+            clock = self.host.clock
+            self._error_screen_since = None
+
+            def stop_when() -> bool:
+                shown = self._error_screen_since is not None and \
+                    clock.monotonic() - self._error_screen_since >= minimum
+                return until.done.is_set() and (shown or not until.ready.is_set())
         plan = SegmentPlan("error_screen", None, argv, params.get("title") or "Technical difficulties")
         self._set_state(ChannelState.ERROR_SCREEN)
         outcome = await self._run_plan(plan, stop_when=stop_when)
@@ -496,7 +505,8 @@ class Channel:
                 pacer.push(splicer.feed(data))
                 await asyncio.sleep(0)  # let the pacer and viewers run between reads
                 # backpressure: read on only when little is waiting (FFmpeg then blocks on the pipe)
-                while pacer.ahead_seconds() >= self.streaming.readahead_seconds and not mp.killed_by_us:
+                while pacer.ahead_seconds() >= self.streaming.readahead_seconds and not mp.killed_by_us \
+                        and mp.returncode is None:  # a crash is noticed now, not after the buffer drains
                     await pacer.wait_space(self.streaming.readahead_seconds, space_wait)
                     mp.touch(clock.monotonic())  # held back by us, not stalled
                     if stop_when is not None and stop_when():
@@ -542,6 +552,7 @@ class Channel:
         else:
             self._set_state(ChannelState.ERROR_SCREEN)
             entry = OnAir("error_screen", plan.title, None, None, air)
+            self._error_screen_since = self.host.clock.monotonic() + max(0.0, air - self.host.clock.time())
         self._air_queue.append(entry)
 
     @property

@@ -98,6 +98,7 @@ class AiAutoHealConfig:
     use_error_screen_fallback: bool = True
     hot_swap_enabled: bool = True
     check_interval_seconds: float = _spec(1.0, minimum=0.05)
+    min_error_screen_seconds: float = _spec(2.0, doc="a failure's error screen stays at least this long")
 
 
 @dataclass

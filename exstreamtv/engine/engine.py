@@ -168,6 +168,8 @@ class Engine:
         self.sessions.shutdown()
         await asyncio.gather(*(ch.stop() for ch in self.channels.values()), return_exceptions=True)
         await self.pool.shutdown()
+        if self.error_screens.pool is self.pool:
+            self.error_screens.pool = None  # the shared generator must not keep a stopped pool
         log.info("engine stopped; %d FFmpeg processes left", self.pool.running)
 
     # ------------------------------------------------------------ channels

@@ -298,6 +298,8 @@ class ProcessPoolManager:
             mp.kill_reason = mp.kill_reason or reason
             mp.kill_is_failure = mp.kill_is_failure or failure
             self._signal(mp, signal.SIGKILL)
+            # its output is not wanted; and asyncio's wait() only returns once the pipes are closed
+            self._close_stdout(mp)
 
     @staticmethod
     def _close_stdout(mp: ManagedProcess) -> None:

@@ -120,6 +120,37 @@ def build_starlette(engine: Engine) -> Starlette:
         return JSONResponse(decision.to_dict(), status_code=status,
                             headers={"Retry-After": str(max(1, round(decision.retry_after_seconds)))})
 
+    async def health(request: Request) -> Response:
+        n = channel_number(request, engine)
+        limit = int_query(request, "history", 300, lo=0, hi=10_000)
+        report = engine.health_report(n)
+        report["history"] = report["history"][-limit:] if limit else []
+        return JSONResponse(report)
+
+    async def error_screen(request: Request) -> Response:
+        n = channel_number(request, engine)
+        body = await json_body(request)
+        allowed = {"seconds", "title", "subtitle", "visual_mode", "audio_mode", "background_color", "text_color"}
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            raise ApiError(400, f"Unknown field(s): {', '.join(unknown)}", {"allowed": sorted(allowed)})
+        seconds = body.get("seconds", 30)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 1 <= seconds <= 3600:
+            raise ApiError(400, "Field 'seconds' must be a number from 1 to 3600", seconds)
+        params: dict[str, Any] = {}
+        for key in ("title", "subtitle", "visual_mode", "audio_mode", "background_color", "text_color"):
+            if key in body and body[key] is not None:
+                if not isinstance(body[key], str):
+                    raise ApiError(400, f"Field {key!r} must be a string", body[key])
+                if len(body[key]) > 1000:
+                    raise ApiError(400, f"Field {key!r} is longer than 1000 characters", len(body[key]))
+                params[key] = body[key]
+        try:
+            engine.show_error_screen(n, float(seconds), params)
+        except ValueError as exc:
+            raise ApiError(400, f"Invalid error screen: {exc}") from None
+        return JSONResponse({"on_air": True, "channel_id": n, "seconds": seconds}, status_code=202)
+
     async def sessions(request: Request) -> Response:
         ch = int_query(request, "channel_id")
         return JSONResponse(engine.sessions.summary(ch))
@@ -162,6 +193,8 @@ def build_starlette(engine: Engine) -> Starlette:
         Route("/api/channels", channels),
         Route("/api/channels/{n}", channel_detail),
         Route("/api/channels/{n}/restart", restart, methods=["POST"]),
+        Route("/api/channels/{n}/error-screen", error_screen, methods=["POST"]),
+        Route("/api/ai/channels/{n}/health", health),
         Route("/api/ai/sessions", sessions),
         Route("/api/ai/sessions/{session_id}", kick, methods=["DELETE"]),
         Route("/api/pool", pool),

@@ -1,0 +1,159 @@
+"""The product's promise with real FFmpeg: viewers' streams survive crashes, failing sources,
+operator slates and hot swaps inside the same HTTP response."""
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from exstreamtv.engine.mpegts import scan_timeline
+
+from .conftest import channel, decode, small_config
+from .test_stability import Reader, wait_for
+
+MAGENTA = """
+error_screen:
+  background_color: "#ff00ff"
+  visual_mode: slate
+"""
+
+
+def frame_kinds(ffmpeg, data: bytes, tmp_path, name="cap.ts") -> list[str]:
+    """'E' for an error-screen frame (mostly magenta), 'P' for a programme frame, in stream order."""
+    f = tmp_path / name
+    f.write_bytes(data)
+    out = subprocess.run([ffmpeg.path, "-v", "error", "-i", str(f), "-vf", "scale=16:9", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True, timeout=120).stdout
+    kinds = []
+    size = 16 * 9 * 3
+    for i in range(0, len(out) - size + 1, size):
+        px = out[i:i + size]
+        magenta = sum(1 for j in range(0, size, 3) if px[j] > 200 and px[j + 1] < 60 and px[j + 2] > 200)
+        kinds.append("E" if magenta > 0.5 * 16 * 9 else "P")
+    return kinds
+
+
+def runs(kinds: list[str]) -> str:
+    out = ""
+    for k in kinds:
+        if not out or out[-1] != k:
+            out += k
+    return out
+
+
+async def test_sigkill_while_two_watch_error_screen_then_programme(server, media, ffmpeg, tmp_path):
+    r = await server(small_config([channel(1, "One", media["long"])], MAGENTA))
+    ch = r.engine.channels[1]
+    async with r.client() as c:
+        a, b = Reader(c, "/stream/channels/1.ts"), Reader(c, "/stream/channels/1.ts")
+        a.keep, b.keep = True, True
+        await wait_for(lambda: ch.current is not None and a.bytes > 50_000 and b.bytes > 50_000, 15, "viewers")
+        await asyncio.sleep(1.0)
+        victim = ch.current.pid
+        os.kill(victim, signal.SIGKILL)
+        await wait_for(lambda: ch.current is not None and ch.current.pid != victim and
+                       ch.current_plan.kind == "program", 15, "programme back")
+        await asyncio.sleep(3.0)
+        assert not a.ended and not b.ended
+        datas = [bytes(a.data), bytes(b.data)]
+        await a.close()
+        await b.close()
+    for i, data in enumerate(datas):
+        rc, err, _ = decode(ffmpeg, data, tmp_path, f"v{i}.ts")
+        assert rc == 0 and err.strip() == "", err
+        tl = scan_timeline(data)
+        assert tl.backwards == 0 and tl.cc_errors == 0
+        assert tl.max_video_gap <= 1.0, tl.max_video_gap
+        assert runs(frame_kinds(ffmpeg, data, tmp_path, f"k{i}.ts")) == "PEP"
+    assert r.engine.events.count("pipeline_failed") == 1
+
+
+async def test_failing_source_shows_error_screen_with_return_time_then_programme(server, media, ffmpeg, tmp_path):
+    src = tmp_path / "prog.mp4"
+    shutil.copy(media["long"], src)
+    extra = MAGENTA + "restart_guard:\n  channel_cooldown_seconds: 0\n  max_restarts: 1000\ncircuit_breaker:\n" \
+                      "  open_seconds: 3\n"
+    r = await server(small_config([channel(1, "Flaky", src)], extra))
+    good = src.read_bytes()
+    src.write_bytes(b"\x00garbage" * 5000)
+    eng = r.engine
+    ch = eng.channels[1]
+    async with r.client() as c:
+        reader = Reader(c, "/stream/channels/1.ts")
+        reader.keep = True
+        await wait_for(lambda: eng.breakers[1].state.value == "OPEN", 30, "breaker open")
+        assert eng.events.count("pipeline_failed") == 5
+        await asyncio.sleep(1.0)
+        assert ch.current is not None and ch.current_plan.kind == "error_screen"
+        info = [p for p in ch.recent_plans if p.kind == "error_screen"][-1]
+        files = [a.split("textfile=")[1].split(":")[0] for a in info.argv[info.argv.index("-i") + 1].split(",")
+                 if "textfile=" in a]
+        texts = [open(f).read() for f in files]
+        assert any("Back at about" in t for t in texts) and any("Channel 1" in t for t in texts)
+        src.write_bytes(good)
+        await wait_for(lambda: eng.breakers[1].state.value == "CLOSED", 30, "breaker closed")
+        await asyncio.sleep(3.0)
+        data = bytes(reader.data)
+        assert not reader.ended
+        await reader.close()
+    rc, err, _ = decode(ffmpeg, data, tmp_path)
+    assert rc == 0 and err.strip() == "", err
+    kinds = frame_kinds(ffmpeg, data, tmp_path)
+    assert runs(kinds).startswith("E") and runs(kinds).endswith("EP")
+    tl = scan_timeline(data)
+    assert tl.backwards == 0 and tl.max_video_gap <= 1.0
+
+
+async def test_hot_swap_shows_no_error_screen_and_no_gap(server, media, ffmpeg, tmp_path):
+    r = await server(small_config([channel(1, "One", media["long"])], MAGENTA))
+    ch = r.engine.channels[1]
+    async with r.client() as c:
+        reader = Reader(c, "/stream/channels/1.ts")
+        reader.keep = True
+        await wait_for(lambda: ch.current is not None and reader.bytes > 50_000, 15, "viewer")
+        await asyncio.sleep(1.0)
+        old = ch.current.pid
+        resp = await c.post("/api/channels/1/restart")
+        assert resp.status_code == 202
+        await wait_for(lambda: ch.current is not None and ch.current.pid != old, 15, "swap")
+        await asyncio.sleep(2.5)
+        data = bytes(reader.data)
+        await reader.close()
+    assert r.engine.events.count("hot_swap") == 1
+    rc, err, _ = decode(ffmpeg, data, tmp_path)
+    assert rc == 0 and err.strip() == "", err
+    assert "E" not in frame_kinds(ffmpeg, data, tmp_path)
+    tl = scan_timeline(data)
+    assert tl.backwards == 0 and tl.cc_errors == 0 and tl.max_video_gap <= 1.0
+
+
+async def test_operator_slate_via_api_then_programme(server, media, ffmpeg, tmp_path):
+    r = await server(small_config([channel(1, "One", media["long"])], MAGENTA))
+    ch = r.engine.channels[1]
+    async with r.client() as c:
+        reader = Reader(c, "/stream/channels/1.ts")
+        reader.keep = True
+        await wait_for(lambda: ch.current is not None and reader.bytes > 50_000, 15, "viewer")
+        bad = await c.post("/api/channels/1/error-screen", json={"seconds": 2, "visual_mode": "sparkles"})
+        assert bad.status_code == 400 and "sparkles" in bad.json()["error"]
+        bad = await c.post("/api/channels/1/error-screen", content=b"{nope")
+        assert bad.status_code == 400 and bad.json()["error"] == "Malformed JSON body"
+        resp = await c.post("/api/channels/1/error-screen", json={"seconds": 2, "title": "Maintenance: 5 min"})
+        assert resp.status_code == 202
+        t0 = time.monotonic()
+        await wait_for(lambda: ch.current_plan is not None and ch.current_plan.kind == "error_screen", 5, "slate")
+        await wait_for(lambda: ch.current_plan.kind == "program" and time.monotonic() - t0 > 2, 15, "programme")
+        await asyncio.sleep(2.0)
+        data = bytes(reader.data)
+        health = (await c.get("/api/ai/channels/1/health")).json()
+        await reader.close()
+    assert runs(frame_kinds(ffmpeg, data, tmp_path)) == "PEP"
+    tl = scan_timeline(data)
+    assert tl.backwards == 0 and tl.max_video_gap <= 1.0
+    for key in ("channel_id", "status", "current_fps", "current_speed", "current_bitrate_kbps", "dropped_frames",
+                "sessions_active", "breaker_state", "restarts", "last_error", "uptime_seconds", "history"):
+        assert key in health
+    assert health["status"] in ("healthy", "degraded") and health["sessions_active"] == 1
+    assert health["history"] and health["current_fps"] > 0
