@@ -309,19 +309,21 @@ class ErrorScreenGenerator:
             await pool.terminate(mp, "error stream closed")
 
     async def render_preview_async(self, message: ErrorScreenMessage, config: ErrorScreenConfig,
-                                   logo: str | None = None) -> PreviewImage:
+                                   logo: str | None = None, size: tuple[int, int] | None = None) -> PreviewImage:
+        """One frame rendered at the config's size (as viewers see it), optionally scaled down to ``size``."""
         cfg = config
+        width, height = size or (cfg.width, cfg.height)
         argv = [self._ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-                self.source(message, cfg, None, logo).video, "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                "pipe:1"]
+                self.source(message, cfg, None, logo).video, "-frames:v", "1",
+                "-vf", f"scale={width}:{height}:flags=area", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
         mp = await self._pool().spawn(argv, channel_id=None, role="preview", check_breaker=False)
         try:
             out, err = await asyncio.wait_for(mp.proc.communicate(), 30)
         finally:
             await self._pool().terminate(mp, "preview done")
-        if mp.returncode != 0 or len(out) < cfg.width * cfg.height * 3:
+        if mp.returncode != 0 or len(out) < width * height * 3:
             raise RuntimeError(f"preview failed: {err.decode(errors='replace').strip()[-300:]}")
-        return PreviewImage(cfg.width, cfg.height, out[: cfg.width * cfg.height * 3])
+        return PreviewImage(width, height, out[: width * height * 3])
 
     def render_preview(self, message: ErrorScreenMessage, config: ErrorScreenConfig,
                        logo: str | None = None) -> PreviewImage:

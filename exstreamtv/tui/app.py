@@ -1,17 +1,274 @@
-"""Placeholder until the console lands: runs headless with a notice."""
+"""The operations console: a Textual app that runs the engine and the HTTP server in its own loop.
+
+The app only renders ``EngineSnapshot``s and sends commands through an ``EngineControl``
+(``engine/control.py``); it never reaches into engine objects. When started without a
+control it builds the engine and server itself and runs them as tasks of Textual's loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+from functools import partial
 from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Input, Static
 
 from ..engine.config import Config
+from ..engine.control import EngineControl, EngineSnapshot, LocalControl
+from .formatting import human_duration
+from .log_handler import ConsoleLogHandler
+from .screens import ConfirmScreen, ErrorScreenPreview, HelpScreen, ShutdownScreen
+from .widgets import ChannelsTable, EventsLog, HealthPanel, KeyedTable, PoolPanel, SessionsTable
+
+log = logging.getLogger("exstreamtv.console")
 
 
-def run_console(cfg: Config, data_dir: Path, log_level: str) -> int:
-    from ..cli import run_headless, setup_logging
+class ChannelCommands(Provider):
+    """Command palette: restart / error screen per channel, kick per session."""
 
-    print("exstreamtv: the console is not built yet; running headless", file=sys.stderr)
-    setup_logging(log_level)
-    return asyncio.run(run_headless(cfg, data_dir))
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, ConsoleApp)
+        snap = app.last_snapshot
+        if snap is None:
+            return
+        matcher = self.matcher(query)
+        for ch in snap.channels:
+            n = ch["number"]
+            for label, action in ((f"Restart channel {n} {ch['name']}", partial(app.restart_channel, n)),
+                                  (f"Error screen for channel {n} {ch['name']}", partial(app.open_preview, n))):
+                score = matcher.match(label)
+                if score > 0:
+                    yield Hit(score, matcher.highlight(label), action)
+        for s in snap.sessions:
+            label = f"Kick session {s['client_addr']} on channel {s['channel_id']}"
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label), partial(app.kick_session, s["session_id"]))
+
+
+class ConsoleApp(App[int]):
+    CSS_PATH = "console.tcss"
+    TITLE = "EXStreamTV"
+    COMMANDS = App.COMMANDS | {ChannelCommands}
+    BINDINGS = [
+        Binding("r", "restart", "Restart"),
+        Binding("e", "error_screen", "Error screen"),
+        Binding("k", "kick", "Kick"),
+        Binding("slash", "filter", "Filter"),
+        Binding("s", "sort", "Sort"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit_console", "Quit"),
+        Binding("escape", "clear_filter", show=False),
+    ]
+
+    def __init__(self, config: Config | None = None, data_dir: Path | None = None,
+                 control: EngineControl | None = None, log_handler: ConsoleLogHandler | None = None,
+                 refresh_seconds: float = 1.0, host: str | None = None, port: int | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.data_dir = data_dir
+        self.control = control
+        self.log_handler = log_handler
+        self.refresh_seconds = refresh_seconds
+        self.host, self.port = host, port
+        self.handle = None  # ServerHandle when this app owns the engine
+        self.last_snapshot: EngineSnapshot | None = None
+        self.startup_error: str | None = None
+        self.refresh_count = 0
+        self._selected_channel: str | None = None
+
+    # ------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static("EXStreamTV  starting…", id="status-line")
+        yield ChannelsTable(id="channels")
+        with Horizontal(id="middle"):
+            yield SessionsTable(id="sessions")
+            with Vertical(id="side"):
+                yield PoolPanel(id="pool")
+                yield HealthPanel(id="health")
+        yield EventsLog(id="events")
+        yield Input(placeholder="filter channels and sessions (Esc clears)", id="filter")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        for wid in ("channels", "sessions", "pool", "health", "events"):
+            w = self.query_one(f"#{wid}")
+            w.border_title = getattr(w, "BORDER_TITLE", wid)
+        self.query_one("#channels", ChannelsTable).focus()
+        if self.control is None:
+            self.run_worker(self._start_backend(), exclusive=True, group="backend")
+        else:
+            self.refresh_panels()
+        self.set_interval(self.refresh_seconds, self.refresh_panels)
+
+    async def _start_backend(self) -> None:
+        from ..engine.engine import Engine
+        from ..engine.ffmpeg_binary import FFmpegNotFound
+        from ..server.runner import ServerHandle, ServerStartError
+
+        assert self.config is not None and self.data_dir is not None
+        engine = Engine(self.config, self.data_dir)
+        handle = ServerHandle(engine, host=self.host, port=self.port)
+        try:
+            await handle.start()
+        except (ServerStartError, FFmpegNotFound) as exc:
+            self.startup_error = str(exc)
+            await engine.stop()
+            self.exit(2)
+            return
+        self.handle = handle
+        self.control = LocalControl(engine, handle.urls)
+        self.refresh_panels()
+
+    # ------------------------------------------------------------ refresh
+    def refresh_panels(self) -> None:
+        if self.control is None:
+            return
+        events = self.query_one("#events", EventsLog)
+        snap = self.control.snapshot(events.last_event_id)
+        self.last_snapshot = snap
+        self.refresh_count += 1
+        url = snap.urls[0] if snap.urls else ""
+        pool = snap.pool
+        line = Text.assemble(("EXStreamTV ", "bold"), (url, "cyan"),
+                             f"  up {human_duration(snap.uptime_seconds)}  ",
+                             f"{len(snap.channels)} ch  {len(snap.sessions)} viewers  ",
+                             f"ffmpeg {pool['running']}/{pool['capacity']}  ", ("? help", "dim"))
+        self.query_one("#status-line", Static).update(line)
+        channels = self.query_one("#channels", ChannelsTable)
+        channels.update_from(snap)
+        self.query_one("#sessions", SessionsTable).update_from(snap)
+        self.query_one("#pool", PoolPanel).update_from(snap)
+        self._selected_channel = channels.selected_key() or (str(snap.channels[0]["number"]) if snap.channels
+                                                              else None)
+        self.query_one("#health", HealthPanel).update_from(snap, self._selected_channel)
+        events.add_events(snap.events)
+        if self.log_handler is not None:
+            events.add_log(self.log_handler.records, self.log_handler.seq)
+
+    # ------------------------------------------------------------ commands
+    def selected_channel(self) -> int | None:
+        key = self.query_one("#channels", ChannelsTable).selected_key()
+        return int(key) if key else None
+
+    def _channel(self, n: int) -> dict[str, Any] | None:
+        snap = self.last_snapshot
+        return next((c for c in snap.channels if c["number"] == n), None) if snap else None
+
+    def action_restart(self) -> None:
+        n = self.selected_channel()
+        if n is None:
+            self.notify("No channel selected", severity="warning")
+            return
+        ch = self._channel(n)
+        if ch and ch.get("viewers", 0) > 0:
+            self.push_screen(ConfirmScreen(f"Restart channel {n} ({ch['name']}) with {ch['viewers']} viewer(s)?"),
+                             lambda ok: self.restart_channel(n) if ok else None)
+        else:
+            self.restart_channel(n)
+
+    def restart_channel(self, n: int) -> None:
+        if self.control is None:
+            return
+        result = self.control.restart(n)
+        self.notify(result.message, title="Restart", severity="information" if result.ok else "warning",
+                    timeout=6)
+        self.refresh_panels()
+
+    def action_error_screen(self) -> None:
+        n = self.selected_channel()
+        if n is not None:
+            self.open_preview(n)
+
+    def open_preview(self, n: int) -> None:
+        if self.control is None:
+            return
+        ch = self._channel(n) or {"name": str(n)}
+        defaults = {"visual_mode": "slate", "audio_mode": "silent", "title": "Technical Difficulties",
+                    "subtitle": "Please stand by. The programme will return shortly."}
+        if self.config is not None:
+            es = self.config.error_screen
+            defaults = {"visual_mode": es.visual_mode, "audio_mode": es.audio_mode, "title": es.title,
+                        "subtitle": es.subtitle}
+        self.push_screen(ErrorScreenPreview(self.control, n, ch["name"], defaults))
+
+    def action_kick(self) -> None:
+        key = self.query_one("#sessions", SessionsTable).selected_key()
+        if key is None:
+            self.notify("No session selected (tab to the sessions panel)", severity="warning")
+            return
+        self.kick_session(key)
+
+    def kick_session(self, session_id: str) -> None:
+        if self.control is None:
+            return
+        result = self.control.kick(session_id)
+        self.notify(result.message, severity="information" if result.ok else "warning")
+        self.refresh_panels()
+
+    def action_filter(self) -> None:
+        f = self.query_one("#filter", Input)
+        f.add_class("-visible")
+        f.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            for t in self.query(KeyedTable):
+                t.filter_text = event.value
+            self.refresh_panels()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            self.query_one("#channels", ChannelsTable).focus()
+
+    def action_clear_filter(self) -> None:
+        f = self.query_one("#filter", Input)
+        if f.has_class("-visible"):
+            f.value = ""
+            f.remove_class("-visible")
+            self.query_one("#channels", ChannelsTable).focus()
+
+    def action_sort(self) -> None:
+        focused = self.focused if isinstance(self.focused, KeyedTable) else self.query_one("#channels", ChannelsTable)
+        label = focused.cycle_sort()
+        self.notify(f"{focused.border_title}: sorted by {label}", timeout=2)
+        self.refresh_panels()
+
+    def action_help(self) -> None:
+        url = self.last_snapshot.urls[0] if self.last_snapshot and self.last_snapshot.urls else "http://HOST:8411"
+        self.push_screen(HelpScreen(url))
+
+    async def action_quit_console(self) -> None:
+        screen = ShutdownScreen()
+        await self.push_screen(screen)
+        if self.handle is not None:
+            running = self.handle.engine.pool.running
+            screen.set_status(f"ending viewer streams and {running} FFmpeg process(es)…")
+            await self.handle.stop()
+            screen.set_status(f"stopped; {self.handle.engine.pool.running} FFmpeg processes left")
+            await asyncio.sleep(0.2)
+        self.exit(0)
+
+
+def run_console(cfg: Config, data_dir: Path, log_level: str, host: str | None = None,
+                port: int | None = None) -> int:
+    from .log_handler import install
+
+    handler = install(log_level)
+    app = ConsoleApp(cfg, data_dir, log_handler=handler, host=host, port=port)
+    rc = app.run()
+    if app.startup_error:
+        print(f"exstreamtv: {app.startup_error}", file=sys.stderr)
+        return 2
+    if app.handle is not None and app.handle.engine.pool.running:  # killed window, ^C: still clean up
+        asyncio.run(app.handle.stop())
+    return rc if isinstance(rc, int) else 0

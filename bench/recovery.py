@@ -1,0 +1,157 @@
+"""Recovery benchmark: SIGKILL a channel's FFmpeg N times while a viewer watches.
+
+For each kill prints the time from the kill to the first error-screen byte at the viewer,
+the time to the programme being back, the largest timestamp gap in the captured stream,
+and whether the capture decoded cleanly. The error screen is magenta here so frames can
+be told apart; the restart cooldown is 0 so kills can follow each other.
+
+    .venv/bin/python bench/recovery.py [--kills 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from common import ServerProcess, raise_fd_limit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from exstreamtv.engine.ffmpeg_binary import find_ffmpeg  # noqa: E402
+from exstreamtv.engine.mpegts import CLOCK, TS, parse_header, pes_timestamps, scan_timeline  # noqa: E402
+
+CONFIG = """
+ffmpeg:
+  width: 320
+  height: 180
+  fps: 15
+  preset: ultrafast
+  video_bitrate_kbps: 400
+  keyframe_interval_seconds: 1.0
+restart_guard:
+  channel_cooldown_seconds: 0
+  max_restarts: 1000
+circuit_breaker:
+  failure_threshold: 1000
+error_screen:
+  background_color: "#ff00ff"
+channels:
+  - number: 1
+    name: Recovery
+    lineup: [{clip}]
+"""
+
+
+def classify(ffmpeg: str, data: bytes, folder: Path) -> tuple[list[float], list[str], bool]:
+    """Per-frame (pts seconds, 'E'/'P') of a capture and whether it decoded without errors."""
+    f = folder / "cap.ts"
+    f.write_bytes(data)
+    dec = subprocess.run([ffmpeg, "-v", "error", "-i", str(f), "-f", "null", "-"], capture_output=True, text=True)
+    raw = subprocess.run([ffmpeg, "-v", "error", "-i", str(f), "-vf", "scale=16:9", "-f", "rawvideo", "-pix_fmt",
+                          "rgb24", "-"], capture_output=True).stdout
+    kinds = []
+    size = 16 * 9 * 3
+    for i in range(0, len(raw) - size + 1, size):
+        px = raw[i:i + size]
+        magenta = sum(1 for j in range(0, size, 3) if px[j] > 200 and px[j + 1] < 60 and px[j + 2] > 200)
+        kinds.append("E" if magenta > 72 else "P")
+    return scan_timeline(data).video_pts, kinds, dec.returncode == 0 and not dec.stderr.strip()
+
+
+async def run(args: argparse.Namespace) -> None:
+    raise_fd_limit()
+    ffmpeg = find_ffmpeg().path
+    tmp = Path(tempfile.mkdtemp(prefix="exstv-recovery-"))
+    clip = tmp / "clip.mp4"
+    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=15", "-f", "lavfi", "-i",
+                    "sine", "-t", "600", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(clip)],
+                   check=True)
+    server = ServerProcess(CONFIG.format(clip=clip))
+    try:
+        server.wait_ready()
+        # a viewer that records (arrival time, bytes); the video PES arrival times let us find frames
+        arrivals: list[tuple[float, int, bytes]] = []
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            async with httpx.AsyncClient(timeout=None) as c:
+                async with c.stream("GET", server.base + "/stream/channels/1.ts") as r:
+                    off = 0
+                    async for chunk in r.aiter_raw():
+                        arrivals.append((time.monotonic(), off, chunk))
+                        off += len(chunk)
+                        if stop.is_set():
+                            return
+
+        task = asyncio.ensure_future(watch())
+        await asyncio.sleep(4)
+        kills = []
+        for _ in range(args.kills):
+            pool = await asyncio.to_thread(server.api, "/api/pool")
+            progs = [p["pid"] for p in pool["processes"] if p["role"] == "program"]
+            if not progs:
+                await asyncio.sleep(0.5)
+                continue
+            t_kill = time.monotonic()
+            os.kill(progs[0], signal.SIGKILL)
+            kills.append(t_kill)
+            await asyncio.sleep(args.interval)
+        stop.set()
+        await asyncio.sleep(1)
+        task.cancel()
+        data = b"".join(c for _, _, c in arrivals)
+        pts, kinds, clean = classify(ffmpeg, data, tmp)
+        # map each video PES (in order) to its arrival time
+        arrival_of_frame: list[float] = []
+        for t, off, chunk in arrivals:
+            start = (-off) % TS
+            for k in range(start, len(chunk) - TS + 1, TS):
+                p = chunk[k:k + TS]
+                info = parse_header(p)
+                if info.pid == 0x100 and info.pusi:
+                    ts = pes_timestamps(p, info.payload_start)
+                    if ts[0] is not None:
+                        arrival_of_frame.append(t)
+        n = min(len(arrival_of_frame), len(kinds))
+        frames = list(zip(arrival_of_frame[:n], kinds[:n]))
+        gaps = [b - a for a, b in zip(pts, pts[1:])]
+        to_error, to_back = [], []
+        for t_kill in kills:
+            after = [(t, k) for t, k in frames if t >= t_kill]
+            first_e = next((t for t, k in after if k == "E"), None)
+            if first_e is None:
+                continue
+            back = next((t for t, k in after if t > first_e and k == "P"), None)
+            to_error.append(first_e - t_kill)
+            if back is not None:
+                to_back.append(back - t_kill)
+        print(f"{len(kills)} kills; capture {len(data) / 1e6:.1f} MB, decoded cleanly: {clean}")
+        if to_error:
+            print(f"kill -> first error-screen frame at the viewer: median {statistics.median(to_error):.2f} s, "
+                  f"max {max(to_error):.2f} s ({len(to_error)} kills seen)")
+        if to_back:
+            print(f"kill -> programme back: median {statistics.median(to_back):.2f} s, max {max(to_back):.2f} s")
+        print(f"largest timestamp gap: {max(gaps) if gaps else 0:.3f} s; backwards steps: "
+              f"{sum(1 for g in gaps if g < 0)}")
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--kills", type=int, default=20)
+    p.add_argument("--interval", type=float, default=6.0, help="seconds between kills")
+    asyncio.run(run(p.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

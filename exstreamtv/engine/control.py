@@ -1,0 +1,101 @@
+"""The console's one small interface to the engine: read a snapshot, send commands.
+
+Everything here is plain data (dicts and lists that JSON can carry), so the same
+interface can later be served over HTTP and a console attached to a headless server.
+``LocalControl`` is the in-process implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .error_screens import ErrorScreenMessage, PreviewImage
+
+
+@dataclass
+class CommandResult:
+    ok: bool
+    message: str
+    reason: str | None = None
+    retry_after_seconds: float | None = None
+
+
+@dataclass
+class EngineSnapshot:
+    uptime_seconds: float
+    urls: list[str]
+    channels: list[dict[str, Any]]
+    sessions: list[dict[str, Any]]
+    recent_disconnects: list[dict[str, Any]]
+    pool: dict[str, Any]
+    breakers: dict[str, dict[str, Any]]
+    health: dict[str, dict[str, Any]]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    now: float = 0.0  # wall clock of the snapshot (progress bars are computed against it)
+
+
+class EngineControl(Protocol):
+    def snapshot(self, events_since: int = 0) -> EngineSnapshot: ...
+
+    def restart(self, channel_id: int) -> CommandResult: ...
+
+    def show_error_screen(self, channel_id: int, seconds: float, params: dict[str, Any]) -> CommandResult: ...
+
+    def kick(self, session_id: str) -> CommandResult: ...
+
+    async def preview(self, channel_id: int, params: dict[str, Any], width: int, height: int) -> PreviewImage: ...
+
+
+class LocalControl:
+    """EngineControl for an engine in the same process."""
+
+    def __init__(self, engine, urls: list[str] | None = None) -> None:
+        self.engine = engine
+        self.urls = urls or []
+
+    def snapshot(self, events_since: int = 0) -> EngineSnapshot:
+        e = self.engine
+        health = {}
+        for n in e.channels:
+            rep = e.health_report(n)
+            rep["history"] = rep["history"][-120:]
+            health[str(n)] = rep
+        return EngineSnapshot(
+            uptime_seconds=e.uptime(),
+            urls=list(self.urls),
+            channels=e.channels_snapshot(),
+            sessions=e.sessions.summary()["sessions"],
+            recent_disconnects=e.sessions.recent_disconnects(20),
+            pool=e.pool.snapshot(),
+            breakers={str(n): b.snapshot().to_dict() for n, b in e.breakers.items()},
+            health=health,
+            events=[ev.to_dict() for ev in e.events.since(events_since, 200)],
+            now=e.clock.time(),
+        )
+
+    def restart(self, channel_id: int) -> CommandResult:
+        d = self.engine.request_channel_restart(channel_id, source="console")
+        if d.accepted:
+            return CommandResult(True, f"Restart of channel {channel_id} accepted")
+        return CommandResult(False, f"Restart of channel {channel_id} refused: {d.reason.value}, "
+                             f"retry in {d.retry_after_seconds:.0f}s", d.reason.value, d.retry_after_seconds)
+
+    def show_error_screen(self, channel_id: int, seconds: float, params: dict[str, Any]) -> CommandResult:
+        try:
+            self.engine.show_error_screen(channel_id, seconds, params)
+        except ValueError as exc:
+            return CommandResult(False, f"Invalid error screen: {exc}", "invalid")
+        return CommandResult(True, f"Error screen on air on channel {channel_id} for {seconds:g}s")
+
+    def kick(self, session_id: str) -> CommandResult:
+        if self.engine.sessions.kick(session_id):
+            return CommandResult(True, f"Session {session_id} disconnected")
+        return CommandResult(False, f"Session {session_id} not found", "not_found")
+
+    async def preview(self, channel_id: int, params: dict[str, Any], width: int, height: int) -> PreviewImage:
+        e = self.engine
+        ch = e.channel(channel_id)
+        cfg = e.error_screen_config(params)  # the channel's real size: text looks as viewers will see it
+        msg: ErrorScreenMessage = e.error_screen_message(ch, "preview", params)
+        return await e.error_screens.render_preview_async(msg, cfg, logo=ch.cfg.logo, size=(width, height))
