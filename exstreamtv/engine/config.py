@@ -130,6 +130,18 @@ class HealthConfig:
 
 
 @dataclass
+class HdhrConfig:
+    tuner_count: int = _spec(4, minimum=1, doc="distinct channels HDHomeRun clients may stream at once")
+    friendly_name: str = "EXStreamTV"
+    ssdp_enabled: bool = False
+
+
+@dataclass
+class GuideConfig:
+    hours: float = _spec(24.0, minimum=1, doc="how far ahead the XMLTV guide reaches")
+
+
+@dataclass
 class DatabaseBackupConfig:
     enabled: bool = True
     interval_hours: float = _spec(24.0, minimum=0.001)
@@ -186,6 +198,8 @@ class Config:
     ai_auto_heal: AiAutoHealConfig = field(default_factory=AiAutoHealConfig)
     error_screen: ErrorScreenSettings = field(default_factory=ErrorScreenSettings)
     health: HealthConfig = field(default_factory=HealthConfig)
+    hdhr: HdhrConfig = field(default_factory=HdhrConfig)
+    guide: GuideConfig = field(default_factory=GuideConfig)
     database_backup: DatabaseBackupConfig = field(default_factory=DatabaseBackupConfig)
     process_pool: ProcessPoolConfig = field(default_factory=ProcessPoolConfig)
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)

@@ -8,6 +8,7 @@ for real.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -21,7 +22,8 @@ from .demo import ensure_demo_media
 from .error_screens import ErrorScreenConfig, ErrorScreenMessage, get_error_screen_generator
 from .events import EventLog
 from .ffmpeg_binary import FFmpegBinary, find_ffmpeg
-from .ffmpeg_command import OutputProfile
+from .ffmpeg_command import OutputProfile, drawtext
+from .hdhr import load_device_id
 from .health import HealthMonitor, HealthStatus
 from .media import MediaError, MediaProbe, scan_lineup
 from .process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
@@ -59,6 +61,7 @@ class Engine:
         self.health = HealthMonitor(config.health, config.ai_auto_heal.check_interval_seconds)
         self.error_screens = get_error_screen_generator()
         self._health_task: asyncio.Task | None = None
+        self._device_id: str | None = None
         self.ffmpeg = ffmpeg
         self.channels: dict[int, Channel] = {}
         self.started_mono: float | None = None
@@ -269,6 +272,45 @@ class Engine:
         ch.show_slate(seconds, {**params, "reason": "operator slate"})
         self.events.emit("error_screen", f"error screen on air on channel {ch.number} for {seconds:g}s "
                          "(operator)", ch.number, seconds=seconds)
+
+    # ------------------------------------------------------------ IPTV clients
+    @property
+    def hdhr_device_id(self) -> str:
+        if self._device_id is None:
+            self._device_id = load_device_id(self.data_dir)
+        return self._device_id
+
+    def hdhr_channels_in_use(self) -> set[int]:
+        return {s.channel_id for s in self.sessions.sessions(include_disconnected=False) if s.kind == "hdhr"}
+
+    async def logo(self, channel_id: int) -> tuple[bytes, str]:
+        """The channel's logo: the configured file, else a PNG made once from its number and name."""
+        ch = self.channel(channel_id)
+        if ch.cfg.logo:
+            path = Path(ch.cfg.logo)
+            kind = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml",
+                    ".gif": "image/gif", ".webp": "image/webp"}.get(path.suffix.lower(), "application/octet-stream")
+            return await asyncio.to_thread(path.read_bytes), kind
+        digest = hashlib.sha1(f"{ch.number}|{ch.name}".encode()).hexdigest()
+        out = self.data_dir / "logos" / f"{ch.number}-{digest[:10]}.png"
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            text = out.with_suffix(".txt")
+            text.write_text(f"{ch.number}\n{ch.name[:24]}", encoding="utf-8")
+            hue = int(digest[:2], 16) / 255
+            r, g, b = (int(40 + 120 * abs(((hue * 6 + k) % 6) - 3) / 3) for k in (0, 4, 2))
+            vf = drawtext(text, 34, "white", "(w-tw)/2", "(h-th)/2")
+            argv = [self.ffmpeg_path, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"color=c=0x{r:02x}{g:02x}{b:02x}:s=256x256,{vf}", "-frames:v", "1", str(out)]
+            rc, err = await self._run_tool("logo")(argv)
+            text.unlink(missing_ok=True)
+            if rc != 0 or not out.exists():
+                raise RuntimeError(f"could not make a logo for channel {ch.number}: {err.strip()[-200:]}")
+        return await asyncio.to_thread(out.read_bytes), "image/png"
+
+    def guide_channels(self, base: str) -> list[tuple[int, str, str, Schedule | None]]:
+        return [(ch.number, ch.name, f"{base}/iptv/logos/{ch.number}.png", ch.schedule)
+                for ch in sorted(self.channels.values(), key=lambda c: c.number)]
 
     # ------------------------------------------------------------ health and auto-heal
     async def _health_loop(self) -> None:

@@ -85,6 +85,7 @@ class StreamSession:
     idle_since: float | None = None
     _samples: deque = field(default_factory=deque)  # (monotonic, bytes)
     on_disconnect: Callable[["StreamSession"], None] | None = None
+    kind: str = "stream"  # "hdhr" for HDHomeRun lineup clients (they use tuners)
 
     @property
     def state(self) -> SessionState:
@@ -115,6 +116,7 @@ class StreamSession:
             "current_rate_bps": round(self.current_rate_bps(now_mono), 1),
             "errors": self.errors,
             "skips": self.skips,
+            "kind": self.kind,
             "disconnect_reason": self.disconnect_reason,
             "ended_at": self.ended_at,
         }
@@ -139,7 +141,7 @@ class SessionManager:
         return sum(1 for s in self._sessions.values()
                    if s.channel_id == channel_id and s.state is not SessionState.DISCONNECTED)
 
-    def create(self, channel_id: int, client_addr: str, user_agent: str) -> StreamSession:
+    def create(self, channel_id: int, client_addr: str, user_agent: str, kind: str = "stream") -> StreamSession:
         """Register a new viewer, or raise ``SessionLimitReached`` (nothing else is started)."""
         if self.live_count(channel_id) >= self.cfg.max_sessions_per_channel:
             self.total_refused += 1
@@ -148,7 +150,7 @@ class SessionManager:
             raise SessionLimitReached(channel_id, self.cfg.max_sessions_per_channel)
         sid = f"s{next(self._seq)}-{secrets.token_hex(3)}"
         s = StreamSession(sid, channel_id, client_addr, (user_agent or "")[:200], self.clock.time(),
-                          self.clock.monotonic())
+                          self.clock.monotonic(), kind=kind)
         self._sessions[sid] = s
         self.total_created += 1
         self.events.emit("session_started", f"viewer {client_addr} joined channel {channel_id}", channel_id,

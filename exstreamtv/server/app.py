@@ -16,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..engine import hdhr
 from ..engine.engine import Engine, UnknownChannel
+from ..engine.guide import build_xmltv
 from .stream import STREAM_PATH, StreamEndpoint
 
 log = logging.getLogger("exstreamtv.http")
@@ -99,10 +101,47 @@ def build_starlette(engine: Engine) -> Starlette:
         lines = [f'#EXTM3U url-tvg="{base}/iptv/xmltv.xml" x-tvg-url="{base}/iptv/xmltv.xml"']
         for ch in sorted(engine.channels.values(), key=lambda c: c.number):
             lines.append(f'#EXTINF:-1 tvg-id="{ch.number}" tvg-chno="{ch.number}" '
-                         f'tvg-name="{m3u_escape(ch.name)}" '
+                         f'tvg-name="{m3u_escape(ch.name)}" tvg-logo="{base}/iptv/logos/{ch.number}.png" '
                          f'group-title="{m3u_escape(ch.cfg.group or "EXStreamTV")}",{m3u_escape(ch.name)}')
             lines.append(f"{base}/stream/channels/{ch.number}.ts")
         return Response("\n".join(lines) + "\n", media_type="audio/x-mpegurl")
+
+    async def xmltv(request: Request) -> Response:
+        base = base_url(request, engine)
+        hours = engine.config.guide.hours
+        body = build_xmltv(engine.guide_channels(base), engine.clock.time(), hours)
+        return Response(body, media_type="application/xml; charset=utf-8")
+
+    async def logo(request: Request) -> Response:
+        n = channel_number(request, engine)
+        try:
+            data, kind = await engine.logo(n)
+        except (OSError, RuntimeError) as exc:
+            raise ApiError(500, f"Logo unavailable for channel {n}", str(exc)) from None
+        return Response(data, media_type=kind, headers={"Cache-Control": "max-age=3600"})
+
+    def hdhr_name() -> str:
+        return engine.config.hdhr.friendly_name
+
+    async def discover(request: Request) -> Response:
+        base = base_url(request, engine)
+        return JSONResponse(hdhr.discover(engine.hdhr_device_id, base, hdhr_name(), engine.config.hdhr.tuner_count))
+
+    async def lineup(request: Request) -> Response:
+        base = base_url(request, engine)
+        return JSONResponse([{"GuideNumber": str(ch.number), "GuideName": ch.name,
+                              "URL": f"{base}/hdhr/stream/channels/{ch.number}.ts"}
+                             for ch in sorted(engine.channels.values(), key=lambda c: c.number)])
+
+    async def lineup_status(request: Request) -> Response:
+        return JSONResponse(hdhr.lineup_status())
+
+    async def lineup_post(request: Request) -> Response:
+        return Response(b"", status_code=200)  # "scan": our lineup is always current
+
+    async def device_xml(request: Request) -> Response:
+        return Response(hdhr.device_xml(engine.hdhr_device_id, base_url(request, engine), hdhr_name()),
+                        media_type="application/xml")
 
     async def channels(request: Request) -> Response:
         return JSONResponse({"channels": engine.channels_snapshot()})
@@ -190,6 +229,13 @@ def build_starlette(engine: Engine) -> Starlette:
     routes = [
         Route("/healthz", healthz),
         Route("/iptv/channels.m3u", playlist),
+        Route("/iptv/xmltv.xml", xmltv),
+        Route("/iptv/logos/{n}.png", logo),
+        Route("/discover.json", discover),
+        Route("/lineup.json", lineup),
+        Route("/lineup_status.json", lineup_status),
+        Route("/lineup.post", lineup_post, methods=["POST", "GET"]),
+        Route("/device.xml", device_xml),
         Route("/api/channels", channels),
         Route("/api/channels/{n}", channel_detail),
         Route("/api/channels/{n}/restart", restart, methods=["POST"]),
@@ -217,7 +263,7 @@ class ExStreamApp:
         if scope["type"] == "http":
             m = STREAM_PATH.match(scope.get("path", ""))
             if m:
-                await self.stream(scope, receive, send, m.group(1))
+                await self.stream(scope, receive, send, m.group(2), hdhr=bool(m.group(1)))
                 return
         await self.api(scope, receive, send)
 

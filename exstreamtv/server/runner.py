@@ -59,6 +59,7 @@ class ServerHandle:
         self.server: EmbeddedServer | None = None
         self._task: asyncio.Task | None = None
         self._sock: socket.socket | None = None
+        self._ssdp = None
 
     @property
     def urls(self) -> list[str]:
@@ -96,12 +97,19 @@ class ServerHandle:
             await self.engine.stop()
             raise ServerStartError(f"HTTP server failed to start: {exc!r}")
         log.info("serving on %s", ", ".join(self.urls))
+        if self.engine.config.hdhr.ssdp_enabled:
+            from .ssdp import start_ssdp
+
+            base = self.engine.config.server.base_url or self.urls[-1]
+            self._ssdp = await start_ssdp(self.engine.hdhr_device_id, base)
 
     async def wait(self) -> None:
         if self._task is not None:
             await asyncio.shield(self._task)
 
     async def stop(self) -> None:
+        if self._ssdp is not None:
+            self._ssdp.close()
         self.engine.sessions.shutdown()  # ends every viewer stream
         if self.server is not None:
             self.server.should_exit = True

@@ -21,7 +21,7 @@ from ..engine.throttle import StreamThrottler
 
 log = logging.getLogger("exstreamtv.stream")
 
-STREAM_PATH = re.compile(r"^/stream/channels/([^/]+)\.ts$")
+STREAM_PATH = re.compile(r"^(/hdhr)?/stream/channels/([^/]+)\.ts$")
 
 
 async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -69,7 +69,7 @@ class StreamEndpoint:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any, number: str) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any, number: str, hdhr: bool = False) -> None:
         engine = self.engine
         if scope["method"] not in ("GET", "HEAD"):
             await send_json(send, 405, {"error": "Method not allowed", "detail": "use GET"},
@@ -95,8 +95,17 @@ class StreamEndpoint:
             await send_json(send, 503, {"error": "Channel is failing; its circuit breaker is open",
                                         "detail": {"retry_after_seconds": b.retry_after_seconds}})
             return
+        if hdhr:  # HDHomeRun clients use tuners: at most tuner_count distinct channels at once
+            in_use = engine.hdhr_channels_in_use()
+            limit = engine.config.hdhr.tuner_count
+            if channel.number not in in_use and len(in_use) >= limit:
+                await send_json(send, 503, {"error": "All tuners in use",
+                                            "detail": {"tuner_count": limit, "channels_in_use": sorted(in_use)}},
+                                [(b"x-hdhomerun-error", b"805 All Tuners In Use")])
+                return
         try:
-            session = engine.sessions.create(channel.number, client_addr(scope), header(scope, b"user-agent"))
+            session = engine.sessions.create(channel.number, client_addr(scope), header(scope, b"user-agent"),
+                                             kind="hdhr" if hdhr else "stream")
         except SessionLimitReached as exc:
             await send_json(send, 503, {"error": "Max sessions reached",
                                         "detail": {"channel_id": exc.channel_id, "limit": exc.limit}},
