@@ -114,8 +114,6 @@ async def test_hdhomerun_endpoints_and_guide_from_the_running_server(server, med
         assert {k: type(d[k]) for k in types} == types
         assert d["BaseURL"] == "http://tv.local:8411" and d["LineupURL"] == "http://tv.local:8411/lineup.json"
         assert d["TunerCount"] == 2 and len(d["DeviceID"]) == 8 and device_id_is_valid(int(d["DeviceID"], 16))
-        again = await server(small_config([channel(1, "One", media["a"])]), data_dir=r.engine.data_dir)
-        assert (await c.get(again.base + "/discover.json")).json()["DeviceID"] == d["DeviceID"]  # persisted
         lineup = (await c.get("/lineup.json")).json()
         assert [x["GuideNumber"] for x in lineup] == ["1", "2", "3"] and lineup[1]["GuideName"] == "Two & Co"
         assert all("?" not in x["URL"] and x["URL"].endswith(f"/stream/channels/{x['GuideNumber']}.ts")
@@ -149,6 +147,10 @@ async def test_hdhomerun_endpoints_and_guide_from_the_running_server(server, med
         await wait_for(lambda: extra.bytes > 0 and plain.bytes > 0, 20, "more viewers")
         for x in readers + [extra, plain]:
             await x.close()
+    await r.handle.stop()  # the device id survives a restart on the same data dir
+    again = await server(small_config([channel(1, "One", media["a"])]), data_dir=r.engine.data_dir)
+    async with again.client() as c:
+        assert (await c.get("/discover.json")).json()["DeviceID"] == d["DeviceID"]
 
 
 async def test_m3u_driven_client_decodes_every_channel(server, media, ffmpeg, tmp_path):

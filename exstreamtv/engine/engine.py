@@ -8,8 +8,9 @@ for real.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
-import json
+import os
 import logging
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from .clock import Clock, SystemClock
 from .config import ChannelConfig, Config
 from .demo import ensure_demo_media
 from .error_screens import ErrorScreenConfig, ErrorScreenMessage, get_error_screen_generator
-from .events import EventLog
+from .events import Event, EventLog
 from .ffmpeg_binary import FFmpegBinary, find_ffmpeg
 from .ffmpeg_command import OutputProfile, drawtext
 from .hdhr import load_device_id
@@ -30,8 +31,16 @@ from .process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
 from .restart_guard import RestartDecision, RestartGuard
 from .schedule import Schedule, ScheduleItem
 from .sessions import SessionManager
+from .store import Store
+
+DB_NAME = "exstreamtv.db"
+LOCK_NAME = "exstreamtv.lock"
 
 log = logging.getLogger("exstreamtv.engine")
+
+
+class DataDirBusy(Exception):
+    pass
 
 
 class UnknownChannel(KeyError):
@@ -62,6 +71,8 @@ class Engine:
         self.error_screens = get_error_screen_generator()
         self._health_task: asyncio.Task | None = None
         self._device_id: str | None = None
+        self.store: Store | None = None
+        self._lock_file = None
         self.ffmpeg = ffmpeg
         self.channels: dict[int, Channel] = {}
         self.started_mono: float | None = None
@@ -77,6 +88,12 @@ class Engine:
     # ------------------------------------------------------------ start / stop
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_data_dir()
+        self.store = Store(self.data_dir / DB_NAME)
+        self.events.seed([Event(e["id"], e["timestamp"], e["kind"], e["message"], e["channel_id"], e["data"])
+                          for e in self.store.recent_events(2000)])
+        self.events.add_listener(lambda ev: self.store.add_event(ev.to_dict()))
+        self.sessions.on_ended = lambda s: self.store.add_session(s.to_dict(self.clock.monotonic()))
         if self.ffmpeg is None:
             self.ffmpeg = await asyncio.to_thread(find_ffmpeg, self.config.ffmpeg.path)
         log.info("using FFmpeg %s at %s (from %s)", self.ffmpeg.version, self.ffmpeg.path, self.ffmpeg.origin)
@@ -125,22 +142,24 @@ class Engine:
             self.events.emit("channel_unavailable", f"channel {cc.number} ({cc.name}): {reason}", cc.number,
                              level=logging.WARNING)
 
-    def _load_epochs(self) -> dict[str, float]:
-        path = self.data_dir / "epochs.json"
+    def _lock_data_dir(self) -> None:
+        """One server per data dir (and ``exstreamtv restore`` refuses while one runs)."""
+        self._lock_file = open(self.data_dir / LOCK_NAME, "w")
         try:
-            data = json.loads(path.read_text())
-            return {str(k): float(v) for k, v in data.items()}
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, AttributeError, TypeError):
-            log.warning("%s is unreadable; schedules start now", path)
-            return {}
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise DataDirBusy(f"another EXStreamTV server is running on {self.data_dir}") from None
+        self._lock_file.write(str(os.getpid()))
+        self._lock_file.flush()
+
+    def _load_epochs(self) -> dict[str, float]:
+        return {str(k): v for k, v in self.store.epochs().items()}
 
     def _save_epochs(self, epochs: dict[str, float]) -> None:
-        path = self.data_dir / "epochs.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(epochs, indent=1))
-        tmp.replace(path)
+        for k, v in epochs.items():
+            self.store.set_epoch(int(k), v)
 
     def _run_tool(self, role: str):
         """A runner for short FFmpeg jobs (probe, demo clips) through the pool."""
@@ -173,6 +192,12 @@ class Engine:
         await self.pool.shutdown()
         if self.error_screens.pool is self.pool:
             self.error_screens.pool = None  # the shared generator must not keep a stopped pool
+        if self.store is not None:
+            self.sessions.cleanup()
+            await asyncio.to_thread(self.store.close)
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
         log.info("engine stopped; %d FFmpeg processes left", self.pool.running)
 
     # ------------------------------------------------------------ channels
@@ -277,7 +302,10 @@ class Engine:
     @property
     def hdhr_device_id(self) -> str:
         if self._device_id is None:
-            self._device_id = load_device_id(self.data_dir)
+            stored = self.store.meta("hdhr_device_id") if self.store is not None else None
+            self._device_id = stored or load_device_id(self.data_dir)
+            if self.store is not None and not stored:
+                self.store.set_meta("hdhr_device_id", self._device_id)
         return self._device_id
 
     def hdhr_channels_in_use(self) -> set[int]:

@@ -133,6 +133,11 @@ class SessionManager:
         self._task: asyncio.Task | None = None
         self._watch: asyncio.Task | None = None
         self.total_created = 0
+        self.on_ended: Callable[[StreamSession], None] | None = None  # the durable store listens here
+        self.duration_buckets = (10, 60, 300, 1800, 3600, 4 * 3600, float("inf"))
+        self.duration_counts = [0] * len(self.duration_buckets)
+        self.duration_sum = 0.0
+        self.ended_total = 0
         self.total_refused = 0
         self.bytes_of_ended = 0
 
@@ -205,6 +210,17 @@ class SessionManager:
         self.events.emit("session_ended", f"viewer {s.client_addr} left channel {s.channel_id}: {reason}",
                          s.channel_id, session_id=s.session_id, reason=reason, bytes_sent=s.bytes_sent,
                          duration_seconds=round(s.duration(s.ended_mono), 3))
+        dur = s.duration(s.ended_mono)
+        self.ended_total += 1
+        self.duration_sum += dur
+        for i, edge in enumerate(self.duration_buckets):
+            if dur <= edge:
+                self.duration_counts[i] += 1
+        if self.on_ended is not None:
+            try:
+                self.on_ended(s)
+            except Exception:
+                log.exception("session history write failed")
         cb, s.on_disconnect = s.on_disconnect, None
         if cb is not None:
             try:

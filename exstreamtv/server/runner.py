@@ -16,7 +16,7 @@ from typing import Iterator
 
 import uvicorn
 
-from ..engine.engine import Engine
+from ..engine.engine import DataDirBusy, Engine
 from .app import build_app
 
 log = logging.getLogger("exstreamtv.server")
@@ -80,7 +80,16 @@ class ServerHandle:
         self._sock = bind_socket(self.host, self.port)  # fail before any work when the port is taken
         if self.port == 0:
             self.port = self._sock.getsockname()[1]
-        await self.engine.start()
+        try:
+            await self.engine.start()
+        except DataDirBusy as exc:
+            self._sock.close()
+            await self.engine.stop()
+            raise ServerStartError(str(exc)) from None
+        except BaseException:
+            self._sock.close()
+            await self.engine.stop()
+            raise
         cfg = self.engine.config.server
         config = uvicorn.Config(build_app(self.engine), log_config=None, lifespan="off",
                                 access_log=self.access_log, http="h11", ws="none",
