@@ -37,7 +37,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level (default: info)")
     p.add_argument("--version", action="version", version=f"exstreamtv {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="{backup,restore}",
+                           help="maintenance commands (without one: run the server)")
+    b = sub.add_parser("backup", help="take a consistent database backup now (also while the server runs)")
+    b.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
+    r = sub.add_parser("restore", help="restore the database from a backup file (the server must be stopped)")
+    r.add_argument("file", metavar="FILE", help="a backup made by `exstreamtv backup` or the backup task")
+    r.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
     return p
+
+
+def run_maintenance(args: argparse.Namespace, cfg: Config, data_dir: Path) -> int:
+    import fcntl
+
+    from .engine.backup import BackupError, backup, restore
+    from .engine.engine import DB_NAME, LOCK_NAME
+
+    db = data_dir / DB_NAME
+    try:
+        if args.command == "backup":
+            out = backup(db, data_dir / "backups", cfg.database_backup.compress, cfg.database_backup.keep_count)
+            print(f"backup written: {out}")
+            return 0
+        lock_path = data_dir / LOCK_NAME
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                print(f"exstreamtv: refusing to restore: a server is running on {data_dir}; stop it first",
+                      file=sys.stderr)
+                return 2
+            restore(Path(args.file).expanduser(), db)
+        print(f"restored {db} from {args.file}")
+        return 0
+    except BackupError as exc:
+        print(f"exstreamtv: {exc}", file=sys.stderr)
+        return 2
 
 
 def resolve_config(args: argparse.Namespace, data_dir: Path) -> Config:
@@ -91,12 +127,15 @@ def setup_logging(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else DEFAULT_DATA_DIR
+    chosen = getattr(args, "sub_data_dir", None) or args.data_dir
+    data_dir = Path(chosen).expanduser() if chosen else DEFAULT_DATA_DIR
     try:
         cfg = resolve_config(args, data_dir)
     except ConfigError as exc:
         print(f"exstreamtv: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command:
+        return run_maintenance(args, cfg, data_dir)
     from .server.runner import ServerStartError
 
     try:

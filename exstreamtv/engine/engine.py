@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .channel import Channel, ChannelState, Viewer
+from .backup import backup
 from .circuit_breaker import BreakerState, CircuitBreaker
 from .clock import Clock, SystemClock
 from .config import ChannelConfig, Config
@@ -72,6 +73,7 @@ class Engine:
         self._health_task: asyncio.Task | None = None
         self._device_id: str | None = None
         self.store: Store | None = None
+        self._backup_task: asyncio.Task | None = None
         self._lock_file = None
         self.ffmpeg = ffmpeg
         self.channels: dict[int, Channel] = {}
@@ -112,6 +114,8 @@ class Engine:
         self.started_mono = self.clock.monotonic()
         self.started_wall = self.clock.time()
         self._health_task = asyncio.get_running_loop().create_task(self._health_loop(), name="health")
+        if self.config.database_backup.enabled:
+            self._backup_task = asyncio.get_running_loop().create_task(self._backup_loop(), name="backup")
         self.events.emit("engine_started", f"engine started with {len(self.channels)} channel(s)"
                          + (" (demo)" if self.demo else ""))
 
@@ -185,8 +189,9 @@ class Engine:
         if self._stopping:
             return
         self._stopping = True
-        if self._health_task is not None:
-            self._health_task.cancel()
+        for task in (self._health_task, self._backup_task):
+            if task is not None:
+                task.cancel()
         self.sessions.shutdown()
         await asyncio.gather(*(ch.stop() for ch in self.channels.values()), return_exceptions=True)
         await self.pool.shutdown()
@@ -339,6 +344,22 @@ class Engine:
     def guide_channels(self, base: str) -> list[tuple[int, str, str, Schedule | None]]:
         return [(ch.number, ch.name, f"{base}/iptv/logos/{ch.number}.png", ch.schedule)
                 for ch in sorted(self.channels.values(), key=lambda c: c.number)]
+
+    # ------------------------------------------------------------ backups
+    async def backup_now(self) -> Path:
+        cfg = self.config.database_backup
+        path = await asyncio.to_thread(backup, self.data_dir / DB_NAME, self.data_dir / "backups", cfg.compress,
+                                       cfg.keep_count)
+        self.events.emit("backup", f"database backup written: {path.name}", None, file=str(path))
+        return path
+
+    async def _backup_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.database_backup.interval_hours * 3600)
+            try:
+                await self.backup_now()
+            except Exception as exc:
+                self.events.emit("backup_failed", f"database backup failed: {exc}", None, level=logging.ERROR)
 
     # ------------------------------------------------------------ health and auto-heal
     async def _health_loop(self) -> None:
