@@ -128,6 +128,7 @@ class Channel:
         self.stderr_tail = ""
         self.restarts = 0
         self.failures = 0
+        self.error_screen_seconds = 0.0  # media seconds of error screen sent (metrics)
         self.started_at: float | None = None  # monotonic, pipeline start
         self.segments_started = 0
         self.bytes_out_at_last_check = 0
@@ -525,6 +526,8 @@ class Channel:
         end_media = splicer.next_start()
         media = ((end_media or 0) - (start_media or end_media or 0)) / CLOCK
         self.stderr_tail = parser.tail_text()
+        if plan.kind == "error_screen":
+            self.error_screen_seconds += max(0.0, media)
         if clean:
             return SegmentOutcome(True, False, "ended", media, rc)
         if mp.killed_by_us and not reason and not mp.kill_is_failure:

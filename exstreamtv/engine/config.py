@@ -41,6 +41,7 @@ class ServerConfig:
     api_token: str | None = None
     limit_concurrency: int = _spec(4000, minimum=1)
     timeout_keep_alive_seconds: int = _spec(5, minimum=1)
+    header_timeout_seconds: float = _spec(10.0, minimum=0.1, doc="a client must send its request headers in time")
 
     def __post_init__(self) -> None:
         if self.port > 65535:

@@ -6,8 +6,10 @@ everything else is a small Starlette app with JSON errors everywhere.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
+import math
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,6 +21,7 @@ from starlette.routing import Route
 from ..engine import hdhr
 from ..engine.engine import Engine, UnknownChannel
 from ..engine.guide import build_xmltv
+from .metrics import metrics_registry, render
 from .stream import STREAM_PATH, StreamEndpoint
 
 log = logging.getLogger("exstreamtv.http")
@@ -35,8 +38,21 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def json_safe(value: Any) -> Any:
+    """Details echo client input: make sure it can be written as strict JSON (no NaN/inf)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
 def error_response(status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=headers)
+    return JSONResponse({"error": error, "detail": json_safe(detail)}, status_code=status, headers=headers)
 
 
 def base_url(request: Request, engine: Engine) -> str:
@@ -66,10 +82,13 @@ async def json_body(request: Request) -> dict[str, Any]:
             raise ApiError(413, "Request body too large", {"limit_bytes": MAX_BODY})
     if not body.strip():
         return {}
+    def no_constants(name: str) -> None:
+        raise ValueError(f"{name} is not allowed")
+
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "Malformed JSON body", str(exc)) from None
+        data = json.loads(body, parse_constant=no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(400, "Malformed JSON body", str(exc)[:200]) from None
     if not isinstance(data, dict):
         raise ApiError(400, "JSON body must be an object", type(data).__name__)
     return data
@@ -213,6 +232,11 @@ def build_starlette(engine: Engine) -> Starlette:
         return JSONResponse({"events": [e.to_dict() for e in evs],
                              "last_id": evs[-1].id if evs else since})
 
+    registry = metrics_registry(engine)
+
+    async def metrics(request: Request) -> Response:
+        return Response(render(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         msg = {404: "Not found", 405: "Method not allowed"}.get(status, getattr(exc, "detail", "HTTP error"))
@@ -228,6 +252,7 @@ def build_starlette(engine: Engine) -> Starlette:
 
     routes = [
         Route("/healthz", healthz),
+        Route("/metrics", metrics),
         Route("/iptv/channels.m3u", playlist),
         Route("/iptv/xmltv.xml", xmltv),
         Route("/iptv/logos/{n}.png", logo),
@@ -251,8 +276,32 @@ def build_starlette(engine: Engine) -> Starlette:
                                                          Exception: server_error})
 
 
+LOOPBACK = ("127.", "::1", "::ffff:127.")
+
+
+def authorize(scope: dict[str, Any], token: str | None) -> tuple[int, dict[str, Any]] | None:
+    """Control endpoints (POST, DELETE): a Bearer token when configured, else loopback clients only."""
+    if scope["method"] not in ("POST", "DELETE", "PUT", "PATCH"):
+        return None
+    if token:
+        given = ""
+        for k, v in scope.get("headers", []):
+            if k == b"authorization":
+                given = v.decode("latin-1")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
+            return None
+        return 401, {"error": "Unauthorized", "detail": "send Authorization: Bearer <server.api_token>"}
+    client = (scope.get("client") or ("", 0))[0] or ""
+    if client.startswith(LOOPBACK) or client == "localhost":
+        return None
+    return 403, {"error": "Forbidden", "detail": "control endpoints are only open to this machine; set "
+                 "server.api_token (or EXSTREAMTV_API_TOKEN) and send Authorization: Bearer <token> to use them "
+                 "from elsewhere"}
+
+
 class ExStreamApp:
-    """The ASGI app: streams to ``StreamEndpoint``, everything else to Starlette."""
+    """The ASGI app: streams to ``StreamEndpoint``, everything else to Starlette; control endpoints guarded."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -261,6 +310,13 @@ class ExStreamApp:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            denied = authorize(scope, self.engine.config.server.api_token)
+            if denied is not None:
+                from .stream import send_json
+
+                headers = [(b"www-authenticate", b"Bearer")] if denied[0] == 401 else []
+                await send_json(send, denied[0], denied[1], headers)
+                return
             m = STREAM_PATH.match(scope.get("path", ""))
             if m:
                 await self.stream(scope, receive, send, m.group(2), hdhr=bool(m.group(1)))

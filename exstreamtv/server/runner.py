@@ -18,6 +18,7 @@ import uvicorn
 
 from ..engine.engine import DataDirBusy, Engine
 from .app import build_app
+from .protocol import guarded_protocol
 
 log = logging.getLogger("exstreamtv.server")
 
@@ -92,7 +93,8 @@ class ServerHandle:
             raise
         cfg = self.engine.config.server
         config = uvicorn.Config(build_app(self.engine), log_config=None, lifespan="off",
-                                access_log=self.access_log, http="h11", ws="none",
+                                access_log=self.access_log, ws="none",
+                                http=guarded_protocol(cfg.header_timeout_seconds),
                                 limit_concurrency=cfg.limit_concurrency,
                                 timeout_keep_alive=cfg.timeout_keep_alive_seconds,
                                 timeout_graceful_shutdown=3, h11_max_incomplete_event_size=16 * 1024)
