@@ -14,8 +14,6 @@ import asyncio
 import os
 import random
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -23,37 +21,16 @@ from pathlib import Path
 
 import psutil
 
-from common import ServerProcess, ViewerStats, raise_fd_limit, viewer
-
-PROFILE = """
-ffmpeg:
-  width: 320
-  height: 180
-  fps: 15
-  preset: ultrafast
-  video_bitrate_kbps: 400
-  keyframe_interval_seconds: 1.0
-"""
-
-
-def make_media(ffmpeg: str, folder: Path) -> Path:
-    clip = folder / "chaos.mp4"
-    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=15", "-f", "lavfi",
-                    "-i", "sine=f=440", "-t", "120", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
-                    str(clip)], check=True)
-    return clip
+from common import SMALL_PROFILE, ServerProcess, ViewerStats, make_test_clip, raise_fd_limit, viewer
 
 
 async def run(args: argparse.Namespace) -> None:
     raise_fd_limit()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from exstreamtv.engine.ffmpeg_binary import find_ffmpeg
-
     tmp = Path(tempfile.mkdtemp(prefix="exstv-chaos-"))
-    clip = make_media(find_ffmpeg().path, tmp)
+    clip = make_test_clip(tmp / "chaos.mp4", 120)
     chans = "".join(f"  - number: {n}\n    name: Chaos {n}\n    lineup: [{clip}]\n"
                     for n in range(1, args.channels + 1))
-    server = ServerProcess(PROFILE + "channels:\n" + chans)
+    server = ServerProcess(SMALL_PROFILE + "channels:\n" + chans)
     try:
         server.wait_ready()
         stats = [ViewerStats() for _ in range(args.channels * args.viewers_per_channel)]

@@ -22,6 +22,27 @@ sys.path.insert(0, str(ROOT))
 from exstreamtv.engine.mpegts import CLOCK, TS, parse_header, pes_timestamps  # noqa: E402
 
 
+SMALL_PROFILE = """
+ffmpeg:
+  width: 320
+  height: 180
+  fps: 15
+  preset: ultrafast
+  video_bitrate_kbps: 400
+  keyframe_interval_seconds: 1.0
+"""
+
+
+def make_test_clip(path: Path, seconds: float) -> Path:
+    """A testsrc2 + tone clip at the small profile (what the chaos and recovery benches play)."""
+    from exstreamtv.engine.ffmpeg_binary import find_ffmpeg
+
+    subprocess.run([find_ffmpeg().path, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=15", "-f",
+                    "lavfi", "-i", "sine=f=440", "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
+                    "-c:a", "aac", str(path)], check=True)
+    return path
+
+
 def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

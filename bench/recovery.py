@@ -23,20 +23,13 @@ from pathlib import Path
 
 import httpx
 
-from common import ServerProcess, raise_fd_limit
+from common import SMALL_PROFILE, ServerProcess, make_test_clip, raise_fd_limit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from exstreamtv.engine.ffmpeg_binary import find_ffmpeg  # noqa: E402
-from exstreamtv.engine.mpegts import CLOCK, TS, parse_header, pes_timestamps, scan_timeline  # noqa: E402
+from exstreamtv.engine.mpegts import TS, parse_header, pes_timestamps, scan_timeline  # noqa: E402
 
-CONFIG = """
-ffmpeg:
-  width: 320
-  height: 180
-  fps: 15
-  preset: ultrafast
-  video_bitrate_kbps: 400
-  keyframe_interval_seconds: 1.0
+CONFIG = SMALL_PROFILE + """
 restart_guard:
   channel_cooldown_seconds: 0
   max_restarts: 1000
@@ -71,10 +64,7 @@ async def run(args: argparse.Namespace) -> None:
     raise_fd_limit()
     ffmpeg = find_ffmpeg().path
     tmp = Path(tempfile.mkdtemp(prefix="exstv-recovery-"))
-    clip = tmp / "clip.mp4"
-    subprocess.run([ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=15", "-f", "lavfi", "-i",
-                    "sine", "-t", "600", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(clip)],
-                   check=True)
+    clip = make_test_clip(tmp / "clip.mp4", 600)
     server = ServerProcess(CONFIG.format(clip=clip))
     try:
         server.wait_ready()

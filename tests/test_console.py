@@ -1,6 +1,5 @@
 """The console: Pilot against a real engine, stable snapshots, and a real terminal through tmux."""
 
-import asyncio
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ from exstreamtv.tui.app import ConsoleApp
 from .conftest import SMALL_PROFILE, channel, ffmpeg_children, small_config
 from .console_fakes import FakeControl, fake_snapshot
 from .test_recovery import MAGENTA
-from .test_stability import Reader, wait_for
+from .test_stability import Reader
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 

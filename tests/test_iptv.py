@@ -1,7 +1,6 @@
 """IPTV clients: XMLTV (validated against the XMLTV DTD), HDHomeRun emulation, tuner limit, M3U clients."""
 
 import asyncio
-import json
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ SYSTEM_DTDS = [Path("/usr/share/sgml/xmltv/dtd/0.5/xmltv.dtd"), Path("/usr/share
 @pytest.fixture(scope="session")
 def xmltv_dtd() -> Path:
     """The XMLTV project's DTD, from Debian's libxmltv-perl package (fetched once into tests/data)."""
+    DATA.mkdir(exist_ok=True)
     local = DATA / "xmltv.dtd"
     if local.exists():
         return local

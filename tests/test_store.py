@@ -4,7 +4,6 @@ import gzip
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 

@@ -2,8 +2,6 @@
 
 import asyncio
 
-import httpx
-
 from exstreamtv.engine.mpegts import scan_timeline
 
 from .conftest import capture, channel, decode, ffmpeg_children, small_config

@@ -15,7 +15,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from .broadcaster import Broadcaster, Cursor
@@ -666,4 +666,4 @@ class Standby:
             await self.channel.host.pool.terminate(self.mp, "standby discarded")
 
 
-__all__ = ["Channel", "ChannelState", "Viewer", "SegmentPlan", "SegmentOutcome", "field"]
+__all__ = ["Channel", "ChannelState", "Viewer", "SegmentPlan", "SegmentOutcome", "Standby"]

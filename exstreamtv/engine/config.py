@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError
 
 
@@ -401,7 +401,6 @@ def load_config(path: str | Path | None = None, env: typing.Mapping[str, str] | 
         _apply_env(cfg, env)
         return cfg
     p = Path(path).expanduser()
-    w = _Where(str(p))
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -446,4 +445,4 @@ def config_to_dict(cfg: Any) -> Any:
 
 
 __all__ = ["Config", "ConfigError", "ChannelConfig", "load_config", "parse_config", "config_to_dict",
-           "ENV_OVERRIDES", "CommentedSeq"]
+           "ENV_OVERRIDES"]

@@ -250,12 +250,12 @@ class ErrorScreenGenerator:
         texts: list[str] = []
         if font:  # with no font at all, the screen shows picture only (never a crash)
             if mode is ErrorVisualMode.TEST_PATTERN:
-                texts = [f"drawbox=x=0:y=ih*0.62:w=iw:h=ih*0.26:color=black@0.75:t=fill",
+                texts = ["drawbox=x=0:y=ih*0.62:w=iw:h=ih*0.26:color=black@0.75:t=fill",
                          drawtext(files["title"], mid, fg, "(w-tw)/2", "h*0.64"),
                          drawtext(files["subtitle"], small, fg, "(w-tw)/2", "h*0.64+" + str(mid + 8)),
                          drawtext(files["ident"], small, fg, "(w-tw)/2", "h*0.84")]
             elif mode is ErrorVisualMode.SLATE:
-                texts = [f"drawbox=x=0:y=0:w=iw:h=ih*0.16:color=black@0.45:t=fill",
+                texts = ["drawbox=x=0:y=0:w=iw:h=ih*0.16:color=black@0.45:t=fill",
                          drawtext(files["ident"], mid, fg, "w*0.05", "h*0.05"),
                          drawtext(files["title"], big, fg, "(w-tw)/2", "h*0.40"),
                          drawtext(files["subtitle"], mid, fg, "(w-tw)/2", f"h*0.40+{big + 12}"),
