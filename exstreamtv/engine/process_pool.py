@@ -414,6 +414,13 @@ class ProcessPoolManager:
         if self._checker is None:
             self._checker = asyncio.get_running_loop().create_task(self.run_checks(), name="pool-checks")
 
+    def kill_all_now(self) -> None:
+        """Last resort when no event loop is left to stop gracefully: SIGKILL every process group."""
+        for mp in list(self._procs.values()):
+            if mp.returncode is None:
+                mp.killed_by_us = True
+                self._signal(mp, signal.SIGKILL)
+
     async def shutdown(self) -> None:
         """End every process: SIGTERM all, then SIGKILL what is left after the timeout."""
         self._closing = True

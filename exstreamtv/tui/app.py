@@ -67,6 +67,7 @@ class ConsoleApp(App[int]):
         Binding("s", "sort", "Sort"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_console", "Quit"),
+        Binding("ctrl+q,ctrl+c", "quit_console", show=False, priority=True),
         Binding("escape", "clear_filter", show=False),
     ]
 
@@ -122,6 +123,12 @@ class ConsoleApp(App[int]):
             await handle.start()
         except (ServerStartError, FFmpegNotFound) as exc:
             self.startup_error = str(exc)
+            await engine.stop()
+            self.exit(2)
+            return
+        except Exception as exc:  # shown as one line after the console closes, never a traceback
+            log.exception("start-up failed")
+            self.startup_error = f"start-up failed: {type(exc).__name__}: {exc}"
             await engine.stop()
             self.exit(2)
             return
@@ -248,6 +255,8 @@ class ConsoleApp(App[int]):
         self.push_screen(HelpScreen(url))
 
     async def action_quit_console(self) -> None:
+        if isinstance(self.screen, ShutdownScreen):
+            return  # already stopping
         screen = ShutdownScreen()
         await self.push_screen(screen)
         if self.handle is not None:
@@ -269,6 +278,6 @@ def run_console(cfg: Config, data_dir: Path, log_level: str, host: str | None = 
     if app.startup_error:
         print(f"exstreamtv: {app.startup_error}", file=sys.stderr)
         return 2
-    if app.handle is not None and app.handle.engine.pool.running:  # killed window, ^C: still clean up
-        asyncio.run(app.handle.stop())
+    if app.handle is not None and app.handle.engine.pool.running:  # the loop ended without a graceful stop
+        app.handle.engine.pool.kill_all_now()
     return rc if isinstance(rc, int) else 0
