@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import threading
 import time
@@ -38,6 +39,42 @@ async def join_times(server: ServerProcess, label: str) -> None:
           f"first keyframe {ms(st.first_key_at)}, decodable {ms(st.decodable_at)}")
 
 
+async def curl_round(server: ServerProcess, n: int, seconds: float) -> None:
+    """N viewers as curl processes (C clients, so the load generator is not the bottleneck)."""
+    curl = shutil.which("curl")
+    if curl is None:
+        print("curl not found; skipping the curl client")
+        return
+    ch0 = server.api("/api/channels")["channels"][0]["bytes_out"]
+    cpu0, ff0, t0 = server.cpu_seconds(), server.ffmpeg_cpu_seconds(), time.time()
+    peak = [server.rss()]
+    stop = threading.Event()
+    th = threading.Thread(target=sample_rss, args=(server, stop, peak), daemon=True)
+    th.start()
+    procs = []
+    for i in range(n):
+        procs.append(await asyncio.create_subprocess_exec(
+            curl, "-s", "-o", "/dev/null", "-m", str(seconds), "-w", "%{size_download}",
+            f"{server.base}/stream/channels/1.ts", stdout=asyncio.subprocess.PIPE))
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)
+    outs = await asyncio.gather(*(p.communicate() for p in procs))
+    wall = time.time() - t0
+    produced = server.api("/api/channels")["channels"][0]["bytes_out"] - ch0
+    cpu = server.cpu_seconds() - cpu0
+    ff = server.ffmpeg_cpu_seconds() - ff0
+    stop.set()
+    th.join()
+    got = [int(o[0] or 0) for o in outs]
+    # a viewer at real time received everything the channel produced while it watched
+    ratio = [g / max(1, produced * min(1.0, seconds / wall)) for g in got]
+    ok = sum(1 for r in ratio if r >= 0.99)
+    print(f"N={n:5} (curl): server CPU {cpu / (n * seconds) * 1000:.2f} ms per viewer-second "
+          f"({cpu / wall * 100:.0f}% of a core; FFmpeg {ff / wall * 100:.0f}%), peak RSS {peak[0] / 2**20:.0f} MiB, "
+          f"real time: {ok / n * 100:.1f}% of viewers got >= 99% of the channel's bytes "
+          f"(median {statistics.median(ratio) * 100:.1f}%), channel produced {produced * 8 / wall / 1e6:.2f} Mbit/s")
+
+
 async def run(args: argparse.Namespace) -> None:
     raise_fd_limit()
     server = ServerProcess(args.config.read() if args.config else None,
@@ -52,6 +89,9 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.sleep(2)
         await join_times(server, "warm")
         for n in args.viewers:
+            if args.client == "curl":
+                await curl_round(server, n, args.seconds)
+                continue
             stats = [ViewerStats() for _ in range(n)]
             stop = threading.Event()
             peak = [server.rss()]
@@ -98,6 +138,9 @@ def main() -> None:
     p.add_argument("--viewers", default="100,500,1000", type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--seconds", default=20.0, type=float)
     p.add_argument("--config", type=argparse.FileType("r"), help="server config (default: the embedded demo)")
+    p.add_argument("--client", choices=("python", "curl"), default="python",
+                   help="viewers as asyncio sockets in this process (timestamps checked) or as curl processes "
+                        "(byte counts; cheaper, so the load generator does not saturate a small machine)")
     asyncio.run(run(p.parse_args()))
 
 
