@@ -143,6 +143,12 @@ class GuideConfig:
 
 
 @dataclass
+class StoreConfig:
+    max_events: int = _spec(100_000, minimum=100, doc="events kept in the database")
+    max_sessions: int = _spec(100_000, minimum=100, doc="ended sessions kept in the database")
+
+
+@dataclass
 class DatabaseBackupConfig:
     enabled: bool = True
     interval_hours: float = _spec(24.0, minimum=0.001)
@@ -201,6 +207,7 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     hdhr: HdhrConfig = field(default_factory=HdhrConfig)
     guide: GuideConfig = field(default_factory=GuideConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     database_backup: DatabaseBackupConfig = field(default_factory=DatabaseBackupConfig)
     process_pool: ProcessPoolConfig = field(default_factory=ProcessPoolConfig)
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)

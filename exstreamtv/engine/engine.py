@@ -91,7 +91,7 @@ class Engine:
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
-        self.store = Store(self.data_dir / DB_NAME)
+        self.store = Store(self.data_dir / DB_NAME, self.config.store.max_events, self.config.store.max_sessions)
         self.events.seed([Event(e["id"], e["timestamp"], e["kind"], e["message"], e["channel_id"], e["data"])
                           for e in self.store.recent_events(2000)])
         self.events.add_listener(lambda ev: self.store.add_event(ev.to_dict()))

@@ -122,8 +122,18 @@ class SessionsTable(KeyedTable):
             rows[s["session_id"]] = (s["client_addr"], str(s["channel_id"]), styled(s["state"]),
                                      human_duration(s["duration_seconds"]), human_bytes(s["bytes_sent"]),
                                      human_rate(s["current_rate_bps"]))
-        self.border_subtitle = f"{len(rows)} live"
+        live = len(rows)
+        for s in snap.recent_disconnects[:5]:  # who left lately, and why
+            rows["x" + s["session_id"]] = (Text(s["client_addr"], style="dim"), str(s["channel_id"]),
+                                           styled("disconnected"), human_duration(s["duration_seconds"]),
+                                           human_bytes(s["bytes_sent"]),
+                                           Text((s.get("disconnect_reason") or "")[:24], style="dim"))
+        self.border_subtitle = f"{live} live"
         self.show(rows)
+
+    def selected_key(self) -> str | None:
+        key = super().selected_key()
+        return None if key is None or key.startswith("x") else key
 
 
 class PoolPanel(Static):
