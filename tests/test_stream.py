@@ -112,3 +112,17 @@ async def test_pipeline_stops_after_grace_when_last_viewer_leaves(server, media)
     await asyncio.sleep(2.5)  # grace is 1 s in tests
     assert not ch.running
     assert r.engine.pool.processes(channel_id=1) == []
+
+
+async def test_viewer_arriving_while_the_channel_stops_gets_a_fresh_pipeline(server, media):
+    r = await server(small_config([channel(1, "One", media["long"])]))
+    ch = r.engine.channels[1]
+    async with r.client() as c:
+        for delay in (0.95, 1.0, 1.05, 1.1):  # around the 1 s grace period's end
+            await capture(c, "/stream/channels/1.ts", 1.0)
+            await asyncio.sleep(delay)
+            data = await capture(c, "/stream/channels/1.ts", 1.5)
+            assert len(data) > 20_000, delay
+            assert len(r.engine.pool.processes(channel_id=1, role="program")) <= 1
+    await asyncio.sleep(2.5)
+    assert not ch.running and r.engine.pool.processes(channel_id=1) == []

@@ -139,6 +139,7 @@ class Channel:
         self._restart_requested = False
         self._slate: tuple[float, dict[str, Any]] | None = None  # operator slate: (until monotonic, params)
         self._standby: Standby | None = None
+        self._stopped: asyncio.Event | None = None  # set while a run is being stopped
         self._error_screen_since: float | None = None  # when the current error screen reaches the air
         self.on_state_change: Callable[["Channel", ChannelState], None] | None = None
 
@@ -147,10 +148,15 @@ class Channel:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def attach(self) -> Viewer:
-        """A viewer joins: start the pipeline if needed and return the viewer's cursor."""
+    async def attach(self) -> Viewer:
+        """A viewer joins: start the pipeline if needed and return the viewer's cursor.
+
+        A run that is being stopped (grace period over) finishes stopping first, so two runs of
+        one channel never overlap."""
         if self.schedule is None:
             raise RuntimeError(self.unavailable_reason or "channel has nothing to play")
+        while self._stopped is not None:
+            await self._stopped.wait()
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
@@ -200,26 +206,34 @@ class Channel:
         self.host.events.emit("channel_started", f"channel {self.number} pipeline started", self.number)
 
     async def stop(self) -> None:
-        self._set_state(ChannelState.STOPPING)
+        """Stop the running pipeline: supervisor (and its FFmpeg), pacer, fan-out."""
         task, self._task = self._task, None
+        pacer_task, self._pacer_task = self._pacer_task, None
+        pacer, broadcaster = self.pacer, self.broadcaster
         if self._grace is not None and self._grace is not asyncio.current_task():
             self._grace.cancel()
         self._grace = None
+        if task is None and pacer_task is None:
+            return
+        stopped = self._stopped = asyncio.Event()
+        self._set_state(ChannelState.STOPPING)
         if task is not None:
             task.cancel()
             try:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        if self._pacer_task is not None:
-            self.pacer and self.pacer.close()
-            self._pacer_task.cancel()
-            self._pacer_task = None
-        if self.broadcaster is not None:
-            self.broadcaster.close()
+        if pacer is not None:
+            pacer.close()
+        if pacer_task is not None:
+            pacer_task.cancel()
+        if broadcaster is not None:
+            broadcaster.close()
         self.viewers = 0
         self._air_queue.clear()
         self._set_state(ChannelState.IDLE if self.schedule else ChannelState.UNAVAILABLE)
+        self._stopped = None
+        stopped.set()  # viewers waiting in attach() may start a new run now
 
     def owner_alive(self) -> bool:
         return self.running

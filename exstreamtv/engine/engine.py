@@ -216,8 +216,8 @@ class Engine:
             raise UnknownChannel(channel_id)
         return ch
 
-    def tune(self, channel_id: int) -> Viewer:
-        return self.channel(channel_id).attach()
+    async def tune(self, channel_id: int) -> Viewer:
+        return await self.channel(channel_id).attach()
 
     def request_channel_restart(self, channel_id: int, source: str = "api", reason: str = "",
                                 hot: bool | None = None) -> RestartDecision:

@@ -112,7 +112,7 @@ class StreamEndpoint:
                             [(b"retry-after", b"30")])
             return
         try:
-            viewer = channel.attach()
+            viewer = await channel.attach()
         except Exception as exc:
             engine.sessions.disconnect(session, f"could not start channel: {exc}")
             await send_json(send, 503, {"error": "Channel could not start", "detail": str(exc)})
