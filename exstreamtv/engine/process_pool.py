@@ -120,6 +120,15 @@ async def default_spawner(argv: list[str], *, stdin: int | None = asyncio.subpro
 Spawner = Callable[..., Awaitable[asyncio.subprocess.Process]]
 
 
+def _own_group(pid: int) -> bool:
+    """Our spawner puts every child in a new session (pgid == pid); other children of the
+    process (a test's or an embedding app's own FFmpeg) are left alone."""
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
+
+
 class RejectReason(str, enum.Enum):
     CIRCUIT_OPEN = "circuit_open"
     CAPACITY = "capacity"
@@ -390,8 +399,8 @@ class ProcessPoolManager:
                     n += 1
                 except ChildProcessError:
                     pass  # asyncio's child watcher owns it and will reap it
-            elif "ffmpeg" in name and not self._closing:
-                # An FFmpeg of ours that no pipeline tracks (a leak): end it.
+            elif "ffmpeg" in name and not self._closing and _own_group(child.pid):
+                # An FFmpeg that our spawner started (own process group) but no pipeline tracks: a leak.
                 try:
                     child.kill()
                     n += 1
