@@ -61,7 +61,7 @@ class KeyedTable(DataTable):
                 old = self._rows.get(k)
                 for i, cell in enumerate(v):
                     if old is None or _plain(old[i]) != _plain(cell) or str(old[i]) != str(cell):
-                        self.update_cell(k, cols[i], cell)
+                        self.update_cell(k, cols[i], cell, update_width=True)
         self._rows = rows
 
     def selected_key(self) -> str | None:
