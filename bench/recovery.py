@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -27,7 +28,7 @@ from common import SMALL_PROFILE, ServerProcess, make_test_clip, raise_fd_limit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from exstreamtv.engine.ffmpeg_binary import find_ffmpeg  # noqa: E402
-from exstreamtv.engine.mpegts import TS, parse_header, pes_timestamps, scan_timeline  # noqa: E402
+from exstreamtv.engine.mpegts import TS, parse_header, pes_timestamps  # noqa: E402
 
 CONFIG = SMALL_PROFILE + """
 restart_guard:
@@ -44,20 +45,23 @@ channels:
 """
 
 
-def classify(ffmpeg: str, data: bytes, folder: Path) -> tuple[list[float], list[str], bool]:
-    """Per-frame (pts seconds, 'E'/'P') of a capture and whether it decoded without errors."""
+def classify(ffmpeg: str, data: bytes, folder: Path) -> tuple[list[tuple[float, str]], bool]:
+    """Per decoded frame (pts seconds, 'E'/'P'), and whether the capture decoded without errors."""
     f = folder / "cap.ts"
     f.write_bytes(data)
     dec = subprocess.run([ffmpeg, "-v", "error", "-i", str(f), "-f", "null", "-"], capture_output=True, text=True)
-    raw = subprocess.run([ffmpeg, "-v", "error", "-i", str(f), "-vf", "scale=16:9", "-f", "rawvideo", "-pix_fmt",
-                          "rgb24", "-"], capture_output=True).stdout
-    kinds = []
+    out = subprocess.run([ffmpeg, "-v", "info", "-i", str(f), "-vf", "showinfo,scale=16:9", "-f", "rawvideo",
+                          "-pix_fmt", "rgb24", "-"], capture_output=True)
+    pts = [float(m) for m in re.findall(rb"pts_time:([0-9.]+)", out.stderr)]
+    raw = out.stdout
+    frames = []
     size = 16 * 9 * 3
-    for i in range(0, len(raw) - size + 1, size):
+    for n, i in enumerate(range(0, len(raw) - size + 1, size)):
         px = raw[i:i + size]
         magenta = sum(1 for j in range(0, size, 3) if px[j] > 200 and px[j + 1] < 60 and px[j + 2] > 200)
-        kinds.append("E" if magenta > 72 else "P")
-    return scan_timeline(data).video_pts, kinds, dec.returncode == 0 and not dec.stderr.strip()
+        if n < len(pts):
+            frames.append((pts[n], "E" if magenta > 72 else "P"))
+    return frames, dec.returncode == 0 and not dec.stderr.strip()
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -99,24 +103,24 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.sleep(1)
         task.cancel()
         data = b"".join(c for _, _, c in arrivals)
-        pts, kinds, clean = classify(ffmpeg, data, tmp)
-        # map each video PES (in order) to its arrival time
-        arrival_of_frame: list[float] = []
+        frames, clean = classify(ffmpeg, data, tmp)
+        # when did the PES of each video timestamp reach the viewer?
+        arrival_of_pts: dict[int, float] = {}
         for t, off, chunk in arrivals:
-            start = (-off) % TS
-            for k in range(start, len(chunk) - TS + 1, TS):
+            for k in range((-off) % TS, len(chunk) - TS + 1, TS):
                 p = chunk[k:k + TS]
                 info = parse_header(p)
                 if info.pid == 0x100 and info.pusi:
-                    ts = pes_timestamps(p, info.payload_start)
-                    if ts[0] is not None:
-                        arrival_of_frame.append(t)
-        n = min(len(arrival_of_frame), len(kinds))
-        frames = list(zip(arrival_of_frame[:n], kinds[:n]))
-        gaps = [b - a for a, b in zip(pts, pts[1:])]
+                    pts = pes_timestamps(p, info.payload_start)[0]
+                    if pts is not None:
+                        arrival_of_pts.setdefault(round(pts / 90), t)  # key: milliseconds
+        timed = [(arrival_of_pts[round(pt * 1000)], kind) for pt, kind in frames
+                 if round(pt * 1000) in arrival_of_pts]
+        pts_list = [pt for pt, _ in frames]
+        gaps = [b - a for a, b in zip(pts_list, pts_list[1:])]
         to_error, to_back = [], []
         for t_kill in kills:
-            after = [(t, k) for t, k in frames if t >= t_kill]
+            after = [(t, k) for t, k in timed if t >= t_kill]
             first_e = next((t for t, k in after if k == "E"), None)
             if first_e is None:
                 continue
@@ -126,7 +130,7 @@ async def run(args: argparse.Namespace) -> None:
                 to_back.append(back - t_kill)
         print(f"{len(kills)} kills; capture {len(data) / 1e6:.1f} MB, decoded cleanly: {clean}")
         if to_error:
-            print(f"kill -> first error-screen frame at the viewer: median {statistics.median(to_error):.2f} s, "
+            print(f"kill -> first error-screen frame arrives at the viewer: median {statistics.median(to_error):.2f} s, "
                   f"max {max(to_error):.2f} s ({len(to_error)} kills seen)")
         if to_back:
             print(f"kill -> programme back: median {statistics.median(to_back):.2f} s, max {max(to_back):.2f} s")

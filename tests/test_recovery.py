@@ -157,3 +157,27 @@ async def test_operator_slate_via_api_then_programme(server, media, ffmpeg, tmp_
         assert key in health
     assert health["status"] in ("healthy", "degraded") and health["sessions_active"] == 1
     assert health["history"] and health["current_fps"] > 0
+
+
+async def test_a_bug_in_the_supervisor_does_not_leave_viewers_hanging(server, media, monkeypatch):
+    r = await server(small_config([channel(1, "One", media["long"])]))
+    ch = r.engine.channels[1]
+    real = ch.plan_program
+    calls = {"n": 0}
+
+    def flaky(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("injected bug")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ch, "plan_program", flaky)
+    async with r.client() as c:
+        reader = Reader(c, "/stream/channels/1.ts")
+        await wait_for(lambda: ch.current is not None and reader.bytes > 20_000, 15, "viewer")
+        ch.restart()  # the next plan raises
+        await wait_for(lambda: calls["n"] >= 3 and ch.current is not None, 15, "supervisor back")
+        mark = reader.bytes
+        await wait_for(lambda: reader.bytes > mark + 30_000, 15, "stream continues")
+        assert not reader.ended and ch.last_error == "internal error (see log)"
+        await reader.close()

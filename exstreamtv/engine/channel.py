@@ -140,6 +140,7 @@ class Channel:
         self._slate: tuple[float, dict[str, Any]] | None = None  # operator slate: (until monotonic, params)
         self._standby: Standby | None = None
         self._stopped: asyncio.Event | None = None  # set while a run is being stopped
+        self._crashes = 0
         self._error_screen_since: float | None = None  # when the current error screen reaches the air
         self.on_state_change: Callable[["Channel", ChannelState], None] | None = None
 
@@ -343,11 +344,20 @@ class Channel:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("channel %s supervisor crashed", self.number)
+            # a bug must not leave viewers hanging: log it, count it, and start the supervisor again
+            log.exception("channel %s supervisor crashed; restarting it", self.number)
             self.last_error = "internal error (see log)"
-            raise
+            if self.running:
+                self._crashes += 1
+                delay = min(30.0, 0.25 * 2 ** min(self._crashes, 8))  # a bug that repeats must not spin
+                asyncio.get_running_loop().call_later(delay, self._respawn_supervisor)
         finally:
             await asyncio.shield(self._cleanup_processes())
+
+    def _respawn_supervisor(self) -> None:
+        if self._task is not None and self._task.done() and not self._stopped:
+            self.breaker.record_failure("internal error")
+            self._task = asyncio.get_running_loop().create_task(self._supervise(), name=f"channel-{self.number}")
 
     async def _cleanup_processes(self) -> None:
         await self._drop_standby()
@@ -528,6 +538,9 @@ class Channel:
                         break
                 if mp.killed_by_us:
                     break  # restart, slate or stop: the rest of its output is not wanted
+                if mp.returncode is not None and mp.returncode != 0:
+                    self.host.pool.discard_output(mp)  # crashed: what it left in the pipe is not wanted
+                    break
             rc = await mp.proc.wait()
         finally:
             if mp.returncode is None:

@@ -310,6 +310,10 @@ class ProcessPoolManager:
             # its output is not wanted; and asyncio's wait() only returns once the pipes are closed
             self._close_stdout(mp)
 
+    def discard_output(self, mp: ManagedProcess) -> None:
+        """Stop reading a process's stdout (its remaining output is dropped; wait() can return)."""
+        self._close_stdout(mp)
+
     @staticmethod
     def _close_stdout(mp: ManagedProcess) -> None:
         transport = getattr(mp.proc, "_transport", None)
