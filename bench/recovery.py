@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ from common import SMALL_PROFILE, ServerProcess, make_test_clip, raise_fd_limit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from exstreamtv.engine.ffmpeg_binary import find_ffmpeg  # noqa: E402
 from exstreamtv.engine.mpegts import TS, parse_header, pes_timestamps  # noqa: E402
+from tests.frames import classify_frames  # noqa: E402
 
 CONFIG = SMALL_PROFILE + """
 restart_guard:
@@ -50,18 +50,7 @@ def classify(ffmpeg: str, data: bytes, folder: Path) -> tuple[list[tuple[float, 
     f = folder / "cap.ts"
     f.write_bytes(data)
     dec = subprocess.run([ffmpeg, "-v", "error", "-i", str(f), "-f", "null", "-"], capture_output=True, text=True)
-    out = subprocess.run([ffmpeg, "-v", "info", "-i", str(f), "-vf", "showinfo,scale=16:9", "-f", "rawvideo",
-                          "-pix_fmt", "rgb24", "-"], capture_output=True)
-    pts = [float(m) for m in re.findall(rb"pts_time:([0-9.]+)", out.stderr)]
-    raw = out.stdout
-    frames = []
-    size = 16 * 9 * 3
-    for n, i in enumerate(range(0, len(raw) - size + 1, size)):
-        px = raw[i:i + size]
-        magenta = sum(1 for j in range(0, size, 3) if px[j] > 200 and px[j + 1] < 60 and px[j + 2] > 200)
-        if n < len(pts):
-            frames.append((pts[n], "E" if magenta > 72 else "P"))
-    return frames, dec.returncode == 0 and not dec.stderr.strip()
+    return classify_frames(ffmpeg, f), dec.returncode == 0 and not dec.stderr.strip()
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -5,12 +5,12 @@ import asyncio
 import os
 import shutil
 import signal
-import subprocess
 import time
 
 from exstreamtv.engine.mpegts import scan_timeline
 
 from .conftest import channel, decode, small_config
+from .frames import classify_frames
 from .test_stability import Reader, wait_for
 
 MAGENTA = """
@@ -24,15 +24,7 @@ def frame_kinds(ffmpeg, data: bytes, tmp_path, name="cap.ts") -> list[str]:
     """'E' for an error-screen frame (mostly magenta), 'P' for a programme frame, in stream order."""
     f = tmp_path / name
     f.write_bytes(data)
-    out = subprocess.run([ffmpeg.path, "-v", "error", "-i", str(f), "-vf", "scale=16:9", "-f", "rawvideo",
-                          "-pix_fmt", "rgb24", "-"], capture_output=True, timeout=120).stdout
-    kinds = []
-    size = 16 * 9 * 3
-    for i in range(0, len(out) - size + 1, size):
-        px = out[i:i + size]
-        magenta = sum(1 for j in range(0, size, 3) if px[j] > 200 and px[j + 1] < 60 and px[j + 2] > 200)
-        kinds.append("E" if magenta > 0.5 * 16 * 9 else "P")
-    return kinds
+    return [kind for _, kind in classify_frames(ffmpeg.path, f)]
 
 
 def runs(kinds: list[str]) -> str:
