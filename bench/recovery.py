@@ -104,7 +104,7 @@ async def run(args: argparse.Namespace) -> None:
                     if pts is not None:
                         arrival_of_pts.setdefault(round(pts / 90), t)  # key: milliseconds
         timed = [(arrival_of_pts[round(pt * 1000)], kind) for pt, kind in frames
-                 if round(pt * 1000) in arrival_of_pts]
+                 if pt == pt and round(pt * 1000) in arrival_of_pts]  # pt == pt: not NaN
         pts_list = [pt for pt, _ in frames]
         gaps = [b - a for a, b in zip(pts_list, pts_list[1:])]
         to_error, to_back = [], []
