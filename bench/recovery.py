@@ -79,13 +79,12 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.sleep(4)
         kills = []
         for _ in range(args.kills):
-            pool = await asyncio.to_thread(server.api, "/api/pool")
-            progs = [p["pid"] for p in pool["processes"] if p["role"] == "program"]
-            if not progs:
-                await asyncio.sleep(0.5)
+            ch = (await asyncio.to_thread(server.api, "/api/channels"))["channels"][0]
+            if ch["state"] != "playing" or not ch["pid"]:  # kill the programme on air, not a standby
+                await asyncio.sleep(0.2)
                 continue
             t_kill = time.monotonic()
-            os.kill(progs[0], signal.SIGKILL)
+            os.kill(ch["pid"], signal.SIGKILL)
             kills.append(t_kill)
             await asyncio.sleep(args.interval)
         stop.set()
