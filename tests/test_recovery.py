@@ -173,3 +173,36 @@ async def test_a_bug_in_the_supervisor_does_not_leave_viewers_hanging(server, me
         await wait_for(lambda: reader.bytes > mark + 30_000, 15, "stream continues")
         assert not reader.ended and ch.last_error == "internal error (see log)"
         await reader.close()
+
+
+async def test_auto_heal_recovers_a_stalled_pipeline(server, media, ffmpeg, tmp_path):
+    extra = MAGENTA + ("ai_auto_heal:\n  check_interval_seconds: 0.3\n  min_error_screen_seconds: 1\n"
+                       "health:\n  no_progress_seconds: 1.0\n")
+    r = await server(small_config([channel(1, "One", media["long"])], extra))
+    ch = r.engine.channels[1]
+    async with r.client() as c:
+        reader = Reader(c, "/stream/channels/1.ts")
+        reader.keep = True
+        await wait_for(lambda: ch.current is not None and reader.bytes > 50_000, 15, "viewer")
+        await asyncio.sleep(1.0)
+        frozen = ch.current.pid
+        os.kill(frozen, signal.SIGSTOP)  # alive but making no progress: only health monitoring can tell
+        try:
+            await wait_for(lambda: r.engine.events.count("auto_heal") == 1, 15, "auto-heal")
+            await wait_for(lambda: ch.current is not None and ch.current.pid != frozen
+                           and ch.current_plan.kind == "program", 20, "programme back")
+        finally:
+            try:
+                os.kill(frozen, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        await asyncio.sleep(2.0)
+        data = bytes(reader.data)
+        await reader.close()
+    failed = [e for e in r.engine.events.since(0) if e.kind == "pipeline_failed"]
+    assert len(failed) == 1 and "unhealthy" in failed[0].data["reason"]
+    assert r.engine.breakers[1].snapshot().failures_in_window == 1
+    kinds = runs(frame_kinds(ffmpeg, data, tmp_path))
+    assert kinds == "PEP", kinds
+    tl = scan_timeline(data)
+    assert tl.backwards == 0 and tl.max_video_gap <= 1.0

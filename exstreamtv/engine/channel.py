@@ -219,11 +219,11 @@ class Channel:
         stopped = self._stopped = asyncio.Event()
         self._set_state(ChannelState.STOPPING)
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+            # cancel until it is really done: on Python 3.11 asyncio.wait_for can swallow a
+            # cancellation that arrives as its inner read completes (fixed in 3.12)
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
         if pacer is not None:
             pacer.close()
         if pacer_task is not None:
@@ -318,7 +318,7 @@ class Channel:
         plan: SegmentPlan | None = None
         outcome: SegmentOutcome | None = None
         try:
-            while True:
+            while not self._halted():
                 if self._slate is not None:
                     await self._run_slate()
                     plan, outcome = None, None
@@ -354,6 +354,10 @@ class Channel:
         finally:
             await asyncio.shield(self._cleanup_processes())
 
+    def _halted(self) -> bool:
+        """stop() clears ``_task`` before cancelling: even a lost cancellation ends the loops."""
+        return self._task is not asyncio.current_task()
+
     def _respawn_supervisor(self) -> None:
         if self._task is not None and self._task.done() and not self._stopped:
             self.breaker.record_failure("internal error")
@@ -380,7 +384,7 @@ class Channel:
         if fallback:
             self._cut_to_air()
         self._restart_requested = False
-        while True:
+        while not self._halted():
             decision = self.host.request_channel_restart(self.number, source="pipeline", reason=reason)
             if decision.accepted or self._restart_requested:
                 self._restart_requested = False
@@ -506,6 +510,9 @@ class Channel:
             while True:
                 if stop_when is not None and stop_when():
                     self.host.pool.kill_now(mp, "switched")
+                    break
+                if self._halted():
+                    self.host.pool.kill_now(mp, "channel stopped")
                     break
                 if pending:
                     data, pending = pending, b""

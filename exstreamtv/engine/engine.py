@@ -382,7 +382,7 @@ class Engine:
                 continue
             bad, degraded = self.health.streaks(ch.number)
             if status is HealthStatus.UNHEALTHY and bad >= 2:
-                reason = "unhealthy: " + "; ".join(self.health._track(ch.number).reasons)
+                reason = "unhealthy: " + "; ".join(self.health.reasons(ch.number))
                 if ch.fail_current(reason):  # recovery (error screen + guarded restart) follows
                     self.events.emit("auto_heal", f"channel {ch.number} {reason}; recovering", ch.number,
                                      level=logging.WARNING)

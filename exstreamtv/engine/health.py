@@ -143,6 +143,9 @@ class HealthMonitor:
         t = self._track(n)
         return t.bad_streak, t.degraded_streak
 
+    def reasons(self, n: int) -> tuple[str, ...]:
+        return self._track(n).reasons
+
     def reset(self, n: int) -> None:
         t = self._track(n)
         t.bad_streak = t.degraded_streak = 0

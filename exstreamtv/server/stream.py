@@ -90,7 +90,7 @@ class StreamEndpoint:
             await send({"type": "http.response.body", "body": b""})
             return
         if not channel.running and not engine.breakers[channel.number].would_allow() \
-                and engine.error_screen_command(channel, "probe", 1.0) is None:
+                and not engine.auto_heal.use_error_screen_fallback:  # nothing to show while it is down
             b = engine.breakers[channel.number].snapshot()
             await send_json(send, 503, {"error": "Channel is failing; its circuit breaker is open",
                                         "detail": {"retry_after_seconds": b.retry_after_seconds}})
