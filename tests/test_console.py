@@ -42,8 +42,7 @@ async def test_console_against_a_real_engine(media, tmp_path):
 
         base = app.control.urls[0]
         async with httpx.AsyncClient(base_url=base, timeout=20) as c:
-            reader = Reader(c, "/stream/channels/1.ts")
-            reader.keep = True
+            reader = Reader(c, "/stream/channels/1.ts", keep=True)
             await until(pilot, lambda: reader.bytes > 20_000, what="viewer bytes")
             await pilot.pause(0.8)
             channels = app.query_one("#channels")

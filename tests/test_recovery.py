@@ -39,8 +39,7 @@ async def test_sigkill_while_two_watch_error_screen_then_programme(server, media
     r = await server(small_config([channel(1, "One", media["long"])], MAGENTA))
     ch = r.engine.channels[1]
     async with r.client() as c:
-        a, b = Reader(c, "/stream/channels/1.ts"), Reader(c, "/stream/channels/1.ts")
-        a.keep, b.keep = True, True
+        a, b = Reader(c, "/stream/channels/1.ts", keep=True), Reader(c, "/stream/channels/1.ts", keep=True)
         await wait_for(lambda: ch.current is not None and a.bytes > 50_000 and b.bytes > 50_000, 15, "viewers")
         await asyncio.sleep(1.0)
         victim = ch.current.pid
@@ -73,8 +72,7 @@ async def test_failing_source_shows_error_screen_with_return_time_then_programme
     eng = r.engine
     ch = eng.channels[1]
     async with r.client() as c:
-        reader = Reader(c, "/stream/channels/1.ts")
-        reader.keep = True
+        reader = Reader(c, "/stream/channels/1.ts", keep=True)
         await wait_for(lambda: eng.breakers[1].state.value == "OPEN", 30, "breaker open")
         assert eng.events.count("pipeline_failed") == 5
         await asyncio.sleep(1.0)
@@ -102,8 +100,7 @@ async def test_hot_swap_shows_no_error_screen_and_no_gap(server, media, ffmpeg, 
     r = await server(small_config([channel(1, "One", media["long"])], MAGENTA))
     ch = r.engine.channels[1]
     async with r.client() as c:
-        reader = Reader(c, "/stream/channels/1.ts")
-        reader.keep = True
+        reader = Reader(c, "/stream/channels/1.ts", keep=True)
         await wait_for(lambda: ch.current is not None and reader.bytes > 50_000, 15, "viewer")
         await asyncio.sleep(1.0)
         old = ch.current.pid
@@ -125,8 +122,7 @@ async def test_operator_slate_via_api_then_programme(server, media, ffmpeg, tmp_
     r = await server(small_config([channel(1, "One", media["long"])], MAGENTA))
     ch = r.engine.channels[1]
     async with r.client() as c:
-        reader = Reader(c, "/stream/channels/1.ts")
-        reader.keep = True
+        reader = Reader(c, "/stream/channels/1.ts", keep=True)
         await wait_for(lambda: ch.current is not None and reader.bytes > 50_000, 15, "viewer")
         bad = await c.post("/api/channels/1/error-screen", json={"seconds": 2, "visual_mode": "sparkles"})
         assert bad.status_code == 400 and "sparkles" in bad.json()["error"]
@@ -181,8 +177,7 @@ async def test_auto_heal_recovers_a_stalled_pipeline(server, media, ffmpeg, tmp_
     r = await server(small_config([channel(1, "One", media["long"])], extra))
     ch = r.engine.channels[1]
     async with r.client() as c:
-        reader = Reader(c, "/stream/channels/1.ts")
-        reader.keep = True
+        reader = Reader(c, "/stream/channels/1.ts", keep=True)
         await wait_for(lambda: ch.current is not None and reader.bytes > 50_000, 15, "viewer")
         await asyncio.sleep(1.0)
         frozen = ch.current.pid

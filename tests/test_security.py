@@ -100,8 +100,7 @@ HOSTILE = [
 async def test_hostile_requests_get_4xx_json_and_viewers_do_not_notice(server, media, ffmpeg, tmp_path):
     r = await server(small_config([channel(1, "One", media["long"])]))
     async with r.client() as c:
-        reader = Reader(c, "/stream/channels/1.ts")
-        reader.keep = True
+        reader = Reader(c, "/stream/channels/1.ts", keep=True)
         await wait_for(lambda: reader.bytes > 50_000, 15, "viewer")
         for _ in range(3):
             results = await asyncio.gather(*(c.request(m, p, content=b) for m, p, b, _ in HOSTILE))

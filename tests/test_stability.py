@@ -28,14 +28,14 @@ ai_auto_heal:
 class Reader:
     """A viewer that keeps reading in the background and records when bytes arrive."""
 
-    def __init__(self, client: httpx.AsyncClient, path: str) -> None:
+    def __init__(self, client: httpx.AsyncClient, path: str, keep: bool = False) -> None:
         self.client, self.path = client, path
         self.bytes = 0
         self.arrivals: list[tuple[float, int]] = []
         self.status: int | None = None
         self.ended = False
         self.error: Exception | None = None
-        self.keep = False  # keep the bytes (set right after creation)
+        self.keep = keep  # keep the bytes themselves, not just their count
         self.data = bytearray()
         self.task = asyncio.ensure_future(self._run())
 

@@ -107,10 +107,9 @@ class Engine:
             self.demo = True
             channel_cfgs = await ensure_demo_media(self.ffmpeg_path, self.data_dir, self._run_tool("demo"))
         probe = MediaProbe(self.ffmpeg_path, self.data_dir / "probe-cache.json", self._run_tool("probe"))
-        epochs = self._load_epochs()
+        epochs = self.store.epochs()
         for cc in channel_cfgs:
             await self._add_channel(cc, probe, epochs)
-        self._save_epochs(epochs)
         self.started_mono = self.clock.monotonic()
         self.started_wall = self.clock.time()
         self._health_task = asyncio.get_running_loop().create_task(self._health_loop(), name="health")
@@ -119,7 +118,7 @@ class Engine:
         self.events.emit("engine_started", f"engine started with {len(self.channels)} channel(s)"
                          + (" (demo)" if self.demo else ""))
 
-    async def _add_channel(self, cc: ChannelConfig, probe: MediaProbe, epochs: dict[str, float]) -> None:
+    async def _add_channel(self, cc: ChannelConfig, probe: MediaProbe, epochs: dict[int, float]) -> None:
         items: list[ScheduleItem] = []
         problems: list[str] = []
         for path in scan_lineup(cc.lineup):
@@ -134,7 +133,10 @@ class Engine:
                 continue
             items.append(ScheduleItem(info.path, info.duration, info.title, info.has_video, info.has_audio,
                                       info.description))
-        epoch = epochs.setdefault(str(cc.number), self.clock.time())
+        epoch = epochs.get(cc.number)
+        if epoch is None:  # a new channel's schedule starts now, and stays put across restarts
+            epoch = self.clock.time()
+            self.store.set_epoch(cc.number, epoch)
         schedule = Schedule(items, epoch) if items else None
         reason = None if schedule else ("no playable media: " + "; ".join(problems[:3]) if problems
                                         else "no media files in the lineup")
@@ -157,13 +159,6 @@ class Engine:
             raise DataDirBusy(f"another EXStreamTV server is running on {self.data_dir}") from None
         self._lock_file.write(str(os.getpid()))
         self._lock_file.flush()
-
-    def _load_epochs(self) -> dict[str, float]:
-        return {str(k): v for k, v in self.store.epochs().items()}
-
-    def _save_epochs(self, epochs: dict[str, float]) -> None:
-        for k, v in epochs.items():
-            self.store.set_epoch(int(k), v)
 
     def _run_tool(self, role: str):
         """A runner for short FFmpeg jobs (probe, demo clips) through the pool."""
