@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exstreamtv.engine.control import CommandResult, EngineSnapshot
+from exstreamtv.engine.control import CommandResult, EngineSnapshot, SnapshotQuery
 from exstreamtv.engine.error_screens import PreviewImage
 
 T0 = 1_790_000_000.0
@@ -56,17 +56,30 @@ def fake_snapshot(channels: int = 3, sessions: int = 4, t: float = T0) -> Engine
             "fd_limit": 1024, "fd_reserve": 100, "rejected_spawns": 2, "rejections_by_reason": {"rate_limit": 2},
             "zombies_reaped": 1, "spawned_total": 40, "processes": []}
     return EngineSnapshot(uptime_seconds=3723.0, urls=["http://192.168.1.5:8411"], channels=chans, sessions=sess,
-                          recent_disconnects=[], pool=pool, breakers=breakers, health=health, events=events, now=t)
+                          recent_disconnects=[], pool=pool, breakers=breakers, health=health, events=events, now=t,
+                          loop={"current_ms": 1.2, "p99_ms": 3.4, "max_1m_ms": 8.0, "max_ms": 12.0,
+                                "over_threshold": 0, "threshold_ms": 100.0})
 
 
 class FakeControl:
     def __init__(self, snap: EngineSnapshot) -> None:
         self.snap = snap
         self.commands: list[tuple[str, Any]] = []
+        self.queries: list[SnapshotQuery] = []
 
-    def snapshot(self, events_since: int = 0) -> EngineSnapshot:
+    def snapshot(self, query: SnapshotQuery | None = None) -> EngineSnapshot:
+        q = query or SnapshotQuery()
+        self.queries.append(q)
         s = self.snap
-        return EngineSnapshot(**{**s.__dict__, "events": [e for e in s.events if e["id"] > events_since]})
+        live = [x for x in s.sessions if not q.sessions_filter
+                or q.sessions_filter.lower() in (x["client_addr"] + str(x["channel_id"]) + x["state"]).lower()]
+        field = {"client": "client_addr", "ch": "channel_id", "state": "state", "dur": "duration_seconds",
+                 "bytes": "bytes_sent", "rate": "current_rate_bps"}[q.sessions_sort]
+        live.sort(key=lambda x: x[field], reverse=q.sessions_reverse)
+        page = live[q.sessions_offset:q.sessions_offset + q.sessions_limit]
+        return EngineSnapshot(**{**s.__dict__, "events": [e for e in s.events if e["id"] > q.events_since],
+                                 "sessions": page, "sessions_total": len(live),
+                                 "sessions_offset": min(q.sessions_offset, len(live))})
 
     def restart(self, channel_id: int) -> CommandResult:
         self.commands.append(("restart", channel_id))

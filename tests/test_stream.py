@@ -93,7 +93,11 @@ async def test_playlist_uses_request_host(server, media):
 async def test_api_channels_and_healthz(server, media):
     r = await server(small_config([channel(1, "One", media["long"])]))
     async with r.client() as c:
-        assert (await c.get("/healthz")).json() == {"status": "ok"}
+        health = (await c.get("/healthz")).json()
+        assert health["status"] == "ok"
+        assert health["event_loop"]["threshold_ms"] == 100 and health["event_loop"]["p99_ms"] >= 0
+        metrics = (await c.get("/metrics")).text
+        assert 'exstreamtv_event_loop_lag_seconds{stat="p99"}' in metrics
         body = (await c.get("/api/channels")).json()
     ch = body["channels"][0]
     assert ch["number"] == 1 and ch["name"] == "One" and ch["state"] == "idle"

@@ -22,6 +22,20 @@ class CommandResult:
 
 
 @dataclass
+class SnapshotQuery:
+    """What one console refresh needs: the cost of a snapshot follows the rows in view."""
+
+    events_since: int = 0
+    sessions_offset: int = 0
+    sessions_limit: int = 60
+    sessions_sort: str = "client"  # client, ch, state, dur, bytes, rate
+    sessions_reverse: bool = False
+    sessions_filter: str = ""
+    health_channel: int | None = None  # the one channel whose history is sent
+    history: int = 120
+
+
+@dataclass
 class EngineSnapshot:
     uptime_seconds: float
     urls: list[str]
@@ -33,10 +47,13 @@ class EngineSnapshot:
     health: dict[str, dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
     now: float = 0.0  # wall clock of the snapshot (progress bars are computed against it)
+    sessions_total: int | None = None  # live sessions matching the query (``sessions`` is one page of them)
+    sessions_offset: int = 0
+    loop: dict[str, Any] = field(default_factory=dict)  # event-loop lag (LoopLagMonitor.snapshot)
 
 
 class EngineControl(Protocol):
-    def snapshot(self, events_since: int = 0) -> EngineSnapshot: ...
+    def snapshot(self, query: SnapshotQuery | None = None) -> EngineSnapshot: ...
 
     def restart(self, channel_id: int) -> CommandResult: ...
 
@@ -54,24 +71,30 @@ class LocalControl:
         self.engine = engine
         self.urls = urls or []
 
-    def snapshot(self, events_since: int = 0) -> EngineSnapshot:
+    def snapshot(self, query: SnapshotQuery | None = None) -> EngineSnapshot:
+        q = query or SnapshotQuery()
         e = self.engine
+        channels = e.channels_snapshot()
         health = {}
-        for n in e.channels:
-            rep = e.health_report(n)
-            rep["history"] = rep["history"][-120:]
-            health[str(n)] = rep
+        for ch in channels:
+            n = ch["number"]
+            health[str(n)] = e.health_report(n, q.history if n == q.health_channel else 0, ch["viewers"])
+        total, page = e.sessions.page(q.sessions_sort, q.sessions_reverse, q.sessions_filter, q.sessions_offset,
+                                      q.sessions_limit)
         return EngineSnapshot(
             uptime_seconds=e.uptime(),
             urls=list(self.urls),
-            channels=e.channels_snapshot(),
-            sessions=e.sessions.summary()["sessions"],
-            recent_disconnects=e.sessions.recent_disconnects(20),
+            channels=channels,
+            sessions=page,
+            recent_disconnects=e.sessions.recent_disconnects(5),
             pool=e.pool.snapshot(),
             breakers={str(n): b.snapshot().to_dict() for n, b in e.breakers.items()},
             health=health,
-            events=[ev.to_dict() for ev in e.events.since(events_since, 200)],
+            events=[ev.to_dict() for ev in e.events.since(q.events_since, 200)],
             now=e.clock.time(),
+            sessions_total=total,
+            sessions_offset=min(q.sessions_offset, total),
+            loop=e.loop_lag.snapshot(),
         )
 
     def restart(self, channel_id: int) -> CommandResult:

@@ -27,6 +27,7 @@ from .ffmpeg_binary import FFmpegBinary, find_ffmpeg
 from .ffmpeg_command import OutputProfile, drawtext
 from .hdhr import load_device_id
 from .health import HealthMonitor, HealthStatus
+from .loop_lag import LoopLagMonitor
 from .media import MediaError, MediaProbe, scan_lineup
 from .process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
 from .restart_guard import RestartDecision, RestartGuard
@@ -70,6 +71,7 @@ class Engine:
         self.auto_heal = config.ai_auto_heal
         self.health = HealthMonitor(config.health, config.ai_auto_heal.check_interval_seconds)
         self.error_screens = get_error_screen_generator()
+        self.loop_lag = LoopLagMonitor(self.clock, self.events)
         self._health_task: asyncio.Task | None = None
         self._device_id: str | None = None
         self.store: Store | None = None
@@ -99,6 +101,7 @@ class Engine:
         if self.ffmpeg is None:
             self.ffmpeg = await asyncio.to_thread(find_ffmpeg, self.config.ffmpeg.path)
         log.info("using FFmpeg %s at %s (from %s)", self.ffmpeg.version, self.ffmpeg.path, self.ffmpeg.origin)
+        self.loop_lag.start()
         self.pool.start()
         self.sessions.start()
         self.error_screens.configure(self.ffmpeg_path, self.pool, self.data_dir / "tmp" / "error-screens")
@@ -184,6 +187,7 @@ class Engine:
         if self._stopping:
             return
         self._stopping = True
+        self.loop_lag.stop()
         for task in (self._health_task, self._backup_task):
             if task is not None:
                 task.cancel()
@@ -386,10 +390,13 @@ class Engine:
                 self.request_channel_restart(ch.number, source="auto_heal", reason="degraded", hot=True)
                 self.health.reset(ch.number)
 
-    def health_report(self, channel_id: int) -> dict[str, Any]:
+    def health_report(self, channel_id: int, history_limit: int = 300, viewers: int | None = None
+                      ) -> dict[str, Any]:
         ch = self.channel(channel_id)
-        return self.health.report(ch, self.sessions.live_count(ch.number),
-                                  self.breakers[ch.number].snapshot().to_dict(), self.clock.monotonic())
+        if viewers is None:
+            viewers = self.sessions.live_count(ch.number)
+        return self.health.report(ch, viewers, self.breakers[ch.number].snapshot().to_dict(),
+                                  self.clock.monotonic(), history_limit)
 
     # ------------------------------------------------------------ reading
     def uptime(self) -> float:
@@ -397,11 +404,12 @@ class Engine:
 
     def channels_snapshot(self) -> list[dict[str, Any]]:
         out = []
+        counts = self.sessions.live_counts()
         for ch in sorted(self.channels.values(), key=lambda c: c.number):
             snap = ch.snapshot()
             snap["breaker"] = self.breakers[ch.number].snapshot().to_dict()
             snap["breaker_state"] = snap["breaker"]["state"]
-            snap["viewers"] = self.sessions.live_count(ch.number)
+            snap["viewers"] = counts.get(ch.number, 0)
             out.append(snap)
         return out
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .circuit_breaker import BreakerState
@@ -174,5 +174,5 @@ class HealthMonitor:
             "last_error": ch.last_error,
             "uptime_seconds": round(now_mono - ch.started_at, 3) if running and ch.started_at else 0.0,
             "state": ch.state.value,
-            "history": [asdict(s) for s in list(track.history)[-history_limit:]],
+            "history": [dict(vars(s)) for s in list(track.history)[-history_limit:]] if history_limit > 0 else [],
         }

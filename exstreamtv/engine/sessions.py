@@ -122,6 +122,12 @@ class StreamSession:
         }
 
 
+PAGE_SORT: dict[str, Callable[[StreamSession], Any]] = {
+    "client": lambda s: s.client_addr, "ch": lambda s: s.channel_id, "state": lambda s: s._state.value,
+    "dur": lambda s: -s.created_mono, "bytes": lambda s: s.bytes_sent, "rate": lambda s: 0,
+}
+
+
 class SessionManager:
     def __init__(self, cfg: SessionManagerConfig, clock: Clock, events: EventLog) -> None:
         self.cfg = cfg
@@ -304,6 +310,34 @@ class SessionManager:
             "total_bytes_sent": sum(s.bytes_sent for s in live),
             "sessions": [s.to_dict(now) for s in live],
         }
+
+    def live_counts(self) -> dict[int, int]:
+        """Live sessions per channel, in one pass."""
+        out: dict[int, int] = {}
+        for s in self._sessions.values():
+            if s._state is not SessionState.DISCONNECTED:
+                out[s.channel_id] = out.get(s.channel_id, 0) + 1
+        return out
+
+    def page(self, sort: str = "client", reverse: bool = False, text: str = "", offset: int = 0,
+             limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+        """(number of live sessions that match, the ``limit`` of them from ``offset`` as dicts).
+
+        What a console shows: only the rows in view are turned into dicts, so a refresh costs
+        the same at 50 and at 5,000 sessions (sorting is by plain attributes)."""
+        now = self.clock.monotonic()
+        live = [s for s in self._sessions.values() if s._state is not SessionState.DISCONNECTED]
+        if text:
+            t = text.lower()
+            live = [s for s in live if t in s.client_addr.lower() or t in str(s.channel_id)
+                    or t in s._state.value or t in s.user_agent.lower()]
+        key = PAGE_SORT.get(sort, PAGE_SORT["client"])
+        if sort == "rate":
+            live.sort(key=lambda s: s.current_rate_bps(now), reverse=reverse)
+        else:
+            live.sort(key=key, reverse=reverse)
+        offset = max(0, min(offset, len(live)))
+        return len(live), [s.to_dict(now) for s in live[offset:offset + max(0, limit)]]
 
     def recent_disconnects(self, limit: int = 20) -> list[dict[str, Any]]:
         now = self.clock.monotonic()

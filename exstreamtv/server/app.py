@@ -113,7 +113,7 @@ def m3u_escape(value: str) -> str:
 
 def build_starlette(engine: Engine) -> Starlette:
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "event_loop": engine.loop_lag.snapshot()})
 
     async def playlist(request: Request) -> Response:
         base = base_url(request, engine)

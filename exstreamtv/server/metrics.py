@@ -99,6 +99,17 @@ class EngineCollector(Collector):
             es.add_metric([str(ch.number)], ch.error_screen_seconds)
         yield from fams.values()
         yield es
+        lag = e.loop_lag
+        g = GaugeMetricFamily("exstreamtv_event_loop_lag_seconds", "Event-loop lag: latest sample, p99 and max over "
+                              "the last minute", labels=["stat"])
+        g.add_metric(["current"], lag.current)
+        g.add_metric(["p99"], lag.percentile(0.99))
+        g.add_metric(["max_1m"], lag.recent_max(60))
+        yield g
+        c = CounterMetricFamily("exstreamtv_event_loop_lag_over_threshold", "Loop-lag samples above the event "
+                                "threshold (100 ms)")
+        c.add_metric([], lag.over_threshold)
+        yield c
 
 
 def metrics_registry(engine: Engine) -> CollectorRegistry:

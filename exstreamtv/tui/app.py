@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Static
 
 from ..engine.config import Config
-from ..engine.control import EngineControl, EngineSnapshot, LocalControl
+from ..engine.control import EngineControl, EngineSnapshot, LocalControl, SnapshotQuery
 from .formatting import human_duration
 from .log_handler import ConsoleLogHandler
 from .screens import ConfirmScreen, ErrorScreenPreview, HelpScreen, ShutdownScreen
+from .table import VirtualTable
 from .widgets import ChannelsTable, EventsLog, HealthPanel, KeyedTable, PoolPanel, SessionsTable
 
 log = logging.getLogger("exstreamtv.console")
@@ -86,6 +88,11 @@ class ConsoleApp(App[int]):
         self.startup_error: str | None = None
         self.refresh_count = 0
         self._selected_channel: str | None = None
+        self.slowdown = 1  # refresh interval multiplier while the event loop lags (protects the stream)
+        self.last_refresh_ms = 0.0
+        self.panel_errors: dict[str, str] = {}
+        self._refresh_timer = None
+        self._window_refresh_pending = False
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -109,7 +116,24 @@ class ConsoleApp(App[int]):
             self.run_worker(self._start_backend(), exclusive=True, group="backend")
         else:
             self.refresh_panels()
-        self.set_interval(self.refresh_seconds, self.refresh_panels)
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        self._refresh_timer = self.set_timer(self.refresh_seconds * self.slowdown, self._tick)
+
+    def _tick(self) -> None:
+        try:
+            self.refresh_panels()
+        finally:
+            self._schedule_refresh()
+
+    def _adapt_rate(self, snap: EngineSnapshot) -> None:
+        """Refresh less often while the loop lags (or a refresh itself is costly); back to normal after."""
+        lag = max(snap.loop.get("current_ms", 0.0), snap.loop.get("p99_ms", 0.0))
+        if lag > 50 or self.last_refresh_ms > 50:
+            self.slowdown = min(8, self.slowdown * 2)
+        elif lag < 20 and self.last_refresh_ms < 20 and self.slowdown > 1:
+            self.slowdown //= 2
 
     async def _start_backend(self) -> None:
         from ..engine.engine import Engine
@@ -137,30 +161,87 @@ class ConsoleApp(App[int]):
         self.refresh_panels()
 
     # ------------------------------------------------------------ refresh
+    def snapshot_query(self) -> SnapshotQuery:
+        sessions = self.query_one("#sessions", SessionsTable)
+        offset, limit = sessions.page_request()
+        events = self.query_one("#events", EventsLog)
+        channel = self.query_one("#channels", ChannelsTable).selected_key() or self._selected_channel
+        return SnapshotQuery(events_since=events.last_event_id, sessions_offset=offset, sessions_limit=limit,
+                             sessions_sort=sessions.sort_key, sessions_reverse=sessions.sort_reverse,
+                             sessions_filter=sessions.filter_text,
+                             health_channel=int(channel) if channel and channel.isdigit() else None)
+
     def refresh_panels(self) -> None:
         if self.control is None:
             return
-        events = self.query_one("#events", EventsLog)
-        snap = self.control.snapshot(events.last_event_id)
+        started = time.perf_counter()
+        try:
+            snap = self.control.snapshot(self.snapshot_query())
+        except Exception as exc:  # the console shows it; it never takes the engine down
+            log.exception("console snapshot failed")
+            self._status(Text(f"EXStreamTV  snapshot failed: {type(exc).__name__}: {exc}", style="bold red"))
+            return
         self.last_snapshot = snap
         self.refresh_count += 1
-        url = snap.urls[0] if snap.urls else ""
-        pool = snap.pool
-        line = Text.assemble(("EXStreamTV ", "bold"), (url, "cyan"),
-                             f"  up {human_duration(snap.uptime_seconds)}  ",
-                             f"{len(snap.channels)} ch  {len(snap.sessions)} viewers  ",
-                             f"ffmpeg {pool['running']}/{pool['capacity']}  ", ("? help", "dim"))
-        self.query_one("#status-line", Static).update(line)
         channels = self.query_one("#channels", ChannelsTable)
-        channels.update_from(snap)
-        self.query_one("#sessions", SessionsTable).update_from(snap)
-        self.query_one("#pool", PoolPanel).update_from(snap)
+        self._panel("channels", lambda: channels.update_from(snap))
+        self._panel("sessions", lambda: self.query_one("#sessions", SessionsTable).update_from(snap))
+        self._panel("pool", lambda: self.query_one("#pool", PoolPanel).update_from(snap))
         self._selected_channel = channels.selected_key() or (str(snap.channels[0]["number"]) if snap.channels
                                                               else None)
-        self.query_one("#health", HealthPanel).update_from(snap, self._selected_channel)
-        events.add_events(snap.events)
+        self._panel("health", lambda: self.query_one("#health", HealthPanel).update_from(snap,
+                                                                                         self._selected_channel))
+        events = self.query_one("#events", EventsLog)
+        self._panel("events", lambda: events.add_events(snap.events))
         if self.log_handler is not None:
-            events.add_log(self.log_handler.records, self.log_handler.seq)
+            self._panel("log", lambda: events.add_log(self.log_handler.records, self.log_handler.seq))
+        self.last_refresh_ms = (time.perf_counter() - started) * 1000
+        self._adapt_rate(snap)
+        self._panel("status", lambda: self._status(self.status_line(snap)))
+
+    def status_line(self, snap: EngineSnapshot) -> Text:
+        url = snap.urls[0] if snap.urls else ""
+        pool = snap.pool
+        total = snap.sessions_total if snap.sessions_total is not None else len(snap.sessions)
+        lag = snap.loop.get("p99_ms")
+        line = Text.assemble(("EXStreamTV ", "bold"), (url, "cyan"),
+                             f"  up {human_duration(snap.uptime_seconds)}  ",
+                             f"{len(snap.channels)} ch  {total} viewers  ",
+                             f"ffmpeg {pool['running']}/{pool['capacity']}  ")
+        if lag is not None:
+            line.append(f"loop {lag:.0f} ms  ", style="bold red" if lag > 100 else ("yellow" if lag > 20 else ""))
+        if self.slowdown > 1:
+            line.append(f"refresh every {self.refresh_seconds * self.slowdown:g}s (loop busy)  ", style="yellow")
+        if self.panel_errors:
+            name, err = next(iter(self.panel_errors.items()))
+            line.append(f"{name} panel error: {err}  ", style="bold red")
+        line.append("? help", style="dim")
+        return line
+
+    def _status(self, text: Text) -> None:
+        self.query_one("#status-line", Static).update(text)
+
+    def _panel(self, name: str, update) -> None:
+        """Update one panel; a failure is shown in the console and logged, never raised."""
+        try:
+            update()
+        except Exception as exc:
+            if name not in self.panel_errors:
+                log.exception("console panel %s failed", name)
+            self.panel_errors[name] = f"{type(exc).__name__}: {exc}"[:120]
+        else:
+            self.panel_errors.pop(name, None)
+
+    def on_virtual_table_window_changed(self, message: VirtualTable.WindowChanged) -> None:
+        """Scrolling the sessions: fetch the rows now in view (coalesced)."""
+        if isinstance(message.table, SessionsTable) and not self._window_refresh_pending:
+            self._window_refresh_pending = True
+
+            def go() -> None:
+                self._window_refresh_pending = False
+                self.refresh_panels()
+
+            self.call_later(go)
 
     # ------------------------------------------------------------ commands
     def selected_channel(self) -> int | None:

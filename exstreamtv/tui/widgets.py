@@ -3,78 +3,46 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 from rich.text import Text
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, RichLog, Sparkline, Static
+from textual.widgets import RichLog, Sparkline, Static
 
 from ..engine.control import EngineSnapshot
 from ..engine.error_screens import PreviewImage
 from .formatting import (breaker_text, clock, human_bytes, human_duration, human_rate, progress_bar,
                          styled)
+from .table import Column, VirtualTable, plain
 
 
-class KeyedTable(DataTable):
-    """A DataTable updated in place from keyed rows (no clear-and-refill: no flicker, cursor kept)."""
-
-    COLUMNS: tuple[tuple[str, str], ...] = ()
-    can_focus = True
+class KeyedTable(VirtualTable):
+    """A table of keyed rows with a filter and a sort order (applied here or, when paged, by the source)."""
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kw)
+        super().__init__(**kw)
         self.filter_text = ""
         self.sort_index = 0
         self.sort_reverse = False
-        self._rows: dict[str, tuple] = {}
 
-    def on_mount(self) -> None:
-        for key, label in self.COLUMNS:
-            self.add_column(label, key=key)
-
-    def sort_keys(self) -> list[Callable[[tuple], Any]]:
-        return [lambda r, i=i: _plain(r[i]) for i in range(len(self.COLUMNS))]
+    @property
+    def sort_key(self) -> str:
+        return self.COLUMNS[self.sort_index].key
 
     def cycle_sort(self) -> str:
         if self.sort_reverse:
             self.sort_index = (self.sort_index + 1) % len(self.COLUMNS)
         self.sort_reverse = not self.sort_reverse
-        return f"{self.COLUMNS[self.sort_index][1]} {'↓' if self.sort_reverse else '↑'}"
+        return f"{self.COLUMNS[self.sort_index].label} {'↓' if self.sort_reverse else '↑'}"
 
     def show(self, rows: dict[str, tuple]) -> None:
+        """All rows given: filter and sort here (for small tables such as channels)."""
         if self.filter_text:
             f = self.filter_text.lower()
-            rows = {k: v for k, v in rows.items() if any(f in _plain(c).lower() for c in v)}
-        keyfn = self.sort_keys()[self.sort_index]
-        ordered = sorted(rows.items(), key=lambda kv: _sortable(keyfn(kv[1])), reverse=self.sort_reverse)
-        order = [k for k, _ in ordered]
-        if order != [str(k.value) for k in self.rows] or set(rows) != set(self._rows):
-            selected = self.selected_key()
-            self.clear()
-            for k, v in ordered:
-                self.add_row(*v, key=k)
-            if selected in rows:
-                self.move_cursor(row=order.index(selected), scroll=False)
-        else:
-            cols = [c for c, _ in self.COLUMNS]
-            for k, v in ordered:
-                old = self._rows.get(k)
-                for i, cell in enumerate(v):
-                    if old is None or _plain(old[i]) != _plain(cell) or str(old[i]) != str(cell):
-                        self.update_cell(k, cols[i], cell, update_width=True)
-        self._rows = rows
-
-    def selected_key(self) -> str | None:
-        if self.row_count == 0:
-            return None
-        try:
-            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
-        except Exception:
-            return None
-
-
-def _plain(cell: Any) -> str:
-    return cell.plain if isinstance(cell, Text) else str(cell)
+            rows = {k: v for k, v in rows.items() if any(f in plain(c).lower() for c in v)}
+        i = self.sort_index
+        ordered = sorted(rows.items(), key=lambda kv: _sortable(plain(kv[1][i])), reverse=self.sort_reverse)
+        self.set_rows(ordered)
 
 
 def _sortable(v: str) -> tuple:
@@ -86,9 +54,14 @@ def _sortable(v: str) -> tuple:
 
 class ChannelsTable(KeyedTable):
     BORDER_TITLE = "Channels"
-    COLUMNS = (("n", "#"), ("name", "Name"), ("state", "State"), ("health", "Health"), ("breaker", "Breaker"),
-               ("viewers", "Viewers"), ("now", "Now playing"), ("prog", "Progress"), ("fps", "FPS"),
-               ("speed", "Speed"), ("kbps", "kb/s"))
+    COLUMNS = (Column("n", "#", 3), Column("name", "Name", 14, flex=True), Column("state", "State", 12),
+               Column("health", "Health", 9), Column("viewers", "Viewers", 7),
+               Column("now", "Now playing", 14, flex=True), Column("breaker", "Breaker", 11),
+               Column("prog", "Progress", 8), Column("fps", "FPS", 3), Column("speed", "Speed", 6),
+               Column("kbps", "kb/s", 5))
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return self.total + 1
 
     def update_from(self, snap: EngineSnapshot) -> None:
         rows = {}
@@ -102,9 +75,8 @@ class ChannelsTable(KeyedTable):
             ff = ch.get("ffmpeg", {})
             running = ch.get("pid") is not None
             health = snap.health.get(n, {}).get("status", "idle")
-            rows[n] = (n, ch["name"][:20], styled(ch["state"]), styled(health),
-                       breaker_text(snap.breakers.get(n, ch.get("breaker", {}))), str(ch.get("viewers", 0)),
-                       title[:28], progress_bar(frac, 8) if np and ch.get("state") != "error_screen" else "",
+            rows[n] = (n, str(ch["name"]), styled(ch["state"]), styled(health), str(ch.get("viewers", 0)),
+                       str(title), breaker_text(snap.breakers.get(n, ch.get("breaker", {}))), progress_bar(frac, 8) if np and ch.get("state") != "error_screen" else "",
                        f"{ff.get('fps', 0):.0f}" if running else "-",
                        f"{ff.get('speed', 0):.2f}x" if running else "-",
                        f"{ff.get('bitrate_kbps', 0):.0f}" if running else "-")
@@ -112,24 +84,34 @@ class ChannelsTable(KeyedTable):
 
 
 class SessionsTable(KeyedTable):
+    """Live sessions, paged: the engine sorts and filters, and hands over only the rows in view."""
+
     BORDER_TITLE = "Sessions"
-    COLUMNS = (("client", "Client"), ("ch", "Ch"), ("state", "State"), ("dur", "Duration"), ("bytes", "Sent"),
-               ("rate", "Rate"))
+    COLUMNS = (Column("client", "Client", 16, flex=True), Column("ch", "Ch", 3), Column("state", "State", 12),
+               Column("dur", "Time", 7), Column("bytes", "Sent", 8), Column("rate", "Rate", 10))
+
+    def page_request(self) -> tuple[int, int]:
+        """(offset, limit) of the live sessions to ask the engine for."""
+        limit = self.page_size() + 8
+        return max(0, int(self.scroll_y) - 4), limit
 
     def update_from(self, snap: EngineSnapshot) -> None:
-        rows = {}
+        live_total = snap.sessions_total if snap.sessions_total is not None else len(snap.sessions)
+        offset = snap.sessions_offset
+        rows: list[tuple[str, tuple]] = []
         for s in snap.sessions:
-            rows[s["session_id"]] = (s["client_addr"], str(s["channel_id"]), styled(s["state"]),
-                                     human_duration(s["duration_seconds"]), human_bytes(s["bytes_sent"]),
-                                     human_rate(s["current_rate_bps"]))
-        live = len(rows)
-        for s in snap.recent_disconnects[:5]:  # who left lately, and why
-            rows["x" + s["session_id"]] = (Text(s["client_addr"], style="dim"), str(s["channel_id"]),
-                                           styled("disconnected"), human_duration(s["duration_seconds"]),
-                                           human_bytes(s["bytes_sent"]),
-                                           Text((s.get("disconnect_reason") or "")[:24], style="dim"))
-        self.border_subtitle = f"{live} live"
-        self.show(rows)
+            rows.append((s["session_id"], (str(s["client_addr"]), str(s["channel_id"]), styled(s["state"]),
+                                           human_duration(s["duration_seconds"]), human_bytes(s["bytes_sent"]),
+                                           human_rate(s["current_rate_bps"]))))
+        gone = snap.recent_disconnects[:5]  # who left lately, and why (after the live rows)
+        if offset + len(rows) >= live_total:
+            for s in gone:
+                rows.append(("x" + s["session_id"], (Text(str(s["client_addr"]), style="dim"), str(s["channel_id"]),
+                                                     styled("disconnected"), human_duration(s["duration_seconds"]),
+                                                     human_bytes(s["bytes_sent"]),
+                                                     Text(str(s.get("disconnect_reason") or ""), style="dim"))))
+        self.border_subtitle = f"{live_total} live"
+        self.set_rows(rows, live_total + len(gone), offset)
 
     def selected_key(self) -> str | None:
         key = super().selected_key()
