@@ -269,7 +269,7 @@ class ConsoleApp(App[int]):
             return
         result = self.control.restart(n)
         self.notify(result.message, title="Restart", severity="information" if result.ok else "warning",
-                    timeout=6)
+                    timeout=6, markup=False)
         self.refresh_panels()
 
     def action_error_screen(self) -> None:
@@ -300,7 +300,7 @@ class ConsoleApp(App[int]):
         if self.control is None:
             return
         result = self.control.kick(session_id)
-        self.notify(result.message, severity="information" if result.ok else "warning")
+        self.notify(result.message, severity="information" if result.ok else "warning", markup=False)
         self.refresh_panels()
 
     def action_filter(self) -> None:
@@ -328,7 +328,7 @@ class ConsoleApp(App[int]):
     def action_sort(self) -> None:
         focused = self.focused if isinstance(self.focused, KeyedTable) else self.query_one("#channels", ChannelsTable)
         label = focused.cycle_sort()
-        self.notify(f"{focused.border_title}: sorted by {label}", timeout=2)
+        self.notify(f"{focused.border_title}: sorted by {label}", timeout=2, markup=False)
         self.refresh_panels()
 
     def action_help(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
@@ -56,7 +57,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box", classes="modal-box"):
-            yield Label(self.question)
+            yield Label(Text(self.question))
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", variant="warning", id="yes")
                 yield Button("No (n)", id="no")
@@ -92,7 +93,8 @@ class ErrorScreenPreview(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="preview-box", classes="modal-box"):
-            yield Static(f"[b]Error screen — channel {self.channel_id} {self.channel_name}[/b]", id="preview-head")
+            yield Static(Text(f"Error screen — channel {self.channel_id} {self.channel_name}", style="bold"),
+                         id="preview-head")
             with Horizontal(id="preview-body"):
                 yield PreviewImageWidget("rendering…", id="preview-image")
                 with Grid(id="preview-form"):
@@ -146,13 +148,13 @@ class ErrorScreenPreview(ModalScreen[None]):
         try:
             seconds = float(raw)
         except ValueError:
-            self.app.notify(f"Seconds must be a number, got {raw!r}", severity="error")
+            self.app.notify(f"Seconds must be a number, got {raw!r}", severity="error", markup=False)
             return
         if not 1 <= seconds <= 3600:
             self.app.notify("Seconds must be between 1 and 3600", severity="error")
             return
         result = self.control.show_error_screen(self.channel_id, seconds, self.params())
-        self.app.notify(result.message, severity="information" if result.ok else "error")
+        self.app.notify(result.message, severity="information" if result.ok else "error", markup=False)
         if result.ok:
             self.dismiss(None)
 
