@@ -119,6 +119,7 @@ class ServerFactory:
         engine = Engine(cfg, data_dir or self.tmp_path / "data", ffmpeg=self.ffmpeg)
         handle = ServerHandle(engine, host="127.0.0.1", port=0)
         await handle.start()
+        await engine.wait_scanned(60)
         r = Running(engine, handle, f"http://127.0.0.1:{handle.port}")
         self.running.append(r)
         return r
@@ -170,3 +171,15 @@ def channel(number: int, name: str, *paths: Path, **kw) -> ChannelConfig:
 
 
 os.environ.setdefault("EXSTREAMTV_TEST", "1")
+
+
+def flaky_ffmpeg(tmp_path: Path, ffmpeg: FFmpegBinary) -> tuple[FFmpegBinary, Path]:
+    """An FFmpeg that fails (exit 1, 'simulated encoder crash') while the returned flag file exists:
+    a pipeline failure, as opposed to a bad media file."""
+    flag = tmp_path / "ffmpeg-fails"
+    flag.write_text("1")
+    wrapper = tmp_path / "flaky-ffmpeg"
+    wrapper.write_text(f"#!/bin/sh\nif [ -e {flag} ]; then echo 'simulated encoder crash' >&2; exit 1; fi\n"
+                       f"exec {ffmpeg.path} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return FFmpegBinary(str(wrapper), ffmpeg.version, "test"), flag

@@ -9,7 +9,7 @@ import time
 
 from exstreamtv.engine.mpegts import scan_timeline
 
-from .conftest import channel, decode, small_config
+from .conftest import channel, decode, flaky_ffmpeg, small_config
 from .frames import classify_frames
 from .test_stability import Reader, wait_for
 
@@ -67,8 +67,7 @@ async def test_failing_source_shows_error_screen_with_return_time_then_programme
     extra = MAGENTA + "restart_guard:\n  channel_cooldown_seconds: 0\n  max_restarts: 1000\ncircuit_breaker:\n" \
                       "  open_seconds: 3\n"
     r = await server(small_config([channel(1, "Flaky", src)], extra))
-    good = src.read_bytes()
-    src.write_bytes(b"\x00garbage" * 5000)
+    r.engine.ffmpeg, flag = flaky_ffmpeg(tmp_path, ffmpeg)  # FFmpeg itself fails (not the file)
     eng = r.engine
     ch = eng.channels[1]
     async with r.client() as c:
@@ -82,7 +81,7 @@ async def test_failing_source_shows_error_screen_with_return_time_then_programme
                  if "textfile=" in a]
         texts = [open(f).read() for f in files]
         assert any("Back at about" in t for t in texts) and any("Channel 1" in t for t in texts)
-        src.write_bytes(good)
+        flag.unlink()
         await wait_for(lambda: eng.breakers[1].state.value == "CLOSED", 30, "breaker closed")
         await asyncio.sleep(3.0)
         data = bytes(reader.data)

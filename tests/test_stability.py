@@ -11,7 +11,7 @@ import time
 import httpx
 import psutil
 
-from .conftest import SMALL_PROFILE, channel, small_config
+from .conftest import SMALL_PROFILE, channel, flaky_ffmpeg, small_config
 from .test_cli import children_ffmpeg, free_port, wait_healthy
 
 FAST_GUARDS = """
@@ -69,12 +69,11 @@ async def wait_for(cond, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_failing_source_opens_breaker_after_five_then_recovers(server, media, tmp_path):
+async def test_failing_source_opens_breaker_after_five_then_recovers(server, media, tmp_path, ffmpeg):
     src = tmp_path / "prog.mp4"
     shutil.copy(media["long"], src)
     r = await server(small_config([channel(1, "Flaky", src)], FAST_GUARDS))
-    good = src.read_bytes()
-    src.write_bytes(b"\x00garbage" * 5000)  # corrupt after probing: every FFmpeg start fails
+    r.engine.ffmpeg, flag = flaky_ffmpeg(tmp_path, ffmpeg)  # every FFmpeg start fails (not the file)
     eng = r.engine
     brk = eng.breakers[1]
     async with r.client() as c:
@@ -91,7 +90,7 @@ async def test_failing_source_opens_breaker_after_five_then_recovers(server, med
         # a new viewer is told why instead of hanging
         resp = await c.get("/api/breakers")
         assert resp.json()["1"]["state"] == "OPEN"
-        src.write_bytes(good)  # the source is fixed
+        flag.unlink()  # FFmpeg works again
         await wait_for(lambda: brk.state.value == "CLOSED", 20, "breaker to close again")
         t_closed = time.monotonic()
         await wait_for(lambda: reader.bytes_since(t_closed) > 50_000, 10, "programme bytes after recovery")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -42,6 +43,7 @@ class ChannelState(str, enum.Enum):
     RECOVERING = "recovering"  # waiting for a restart to be allowed
     STOPPING = "stopping"
     UNAVAILABLE = "unavailable"  # nothing playable in the lineup
+    SCANNING = "scanning"  # its media is still being probed (start-up of a new library)
 
 
 class ChannelHost(Protocol):
@@ -57,6 +59,10 @@ class ChannelHost(Protocol):
 
     def error_screen_command(self, channel: "Channel", reason: str, duration: float | None,
                              params: dict[str, Any] | None = None) -> list[str] | None: ...
+
+    def schedule_changed(self, channel: "Channel", schedule: Schedule) -> None: ...
+
+    def correct_duration(self, path: str, duration: float) -> None: ...
 
 
 @dataclass
@@ -74,6 +80,22 @@ class SegmentOutcome:
     reason: str
     media_seconds: float
     returncode: int | None
+    start_media: int | None = None  # splicer time where its output began
+    media_error: str | None = None  # the file itself cannot be played (not a pipeline failure)
+
+
+# What FFmpeg says when the *input* is the problem (missing, unreadable, not media, no such stream).
+MEDIA_ERRORS = ("No such file or directory", "Permission denied", "Invalid data found when processing input",
+                "moov atom not found", "could not find codec parameters", "does not contain any stream",
+                "matches no streams", "Error opening input", "Is a directory", "End of file")
+
+
+def media_error_in(tail: str) -> str | None:
+    for line in reversed(tail.splitlines()[-8:]):
+        for pattern in MEDIA_ERRORS:
+            if pattern.lower() in line.lower():
+                return line.strip()[-200:]
+    return None
 
 
 @dataclass
@@ -111,8 +133,14 @@ class Channel:
         self.streaming = streaming
         self.ffcfg = ffcfg
         self.schedule = schedule
-        self.unavailable_reason = unavailable_reason
+        self._unavailable_reason = unavailable_reason
         self.state = ChannelState.IDLE if schedule else ChannelState.UNAVAILABLE
+        self.media_problems: dict[str, str] = {}  # path -> why it is skipped (bounded)
+        self.base_items = list(schedule.items) if schedule else []  # the lineup as built (files may come back)
+        self.scan_total = 0
+        self.scan_done = 0
+        self.skipped_airings = 0  # programmes skipped because their file could not be played
+        self.short_airings = 0  # programmes that ended before their probed length
         self.viewers = 0
         self.broadcaster: Broadcaster | None = None
         self.splicer: Splicer | None = None
@@ -124,12 +152,14 @@ class Channel:
         self.progress = ProgressSample()
         self.progress_at: float | None = None
         self.progress_history: deque[tuple[float, float, float, float, int]] = deque(maxlen=600)
+        self.speed_window: deque[tuple[float, float]] = deque(maxlen=120)  # (monotonic, out_time) of this process
         self.last_error = ""
         self.stderr_tail = ""
         self.restarts = 0
         self.failures = 0
         self.error_screen_seconds = 0.0  # media seconds of error screen sent (metrics)
         self.started_at: float | None = None  # monotonic, pipeline start
+        self.segment_started_at: float | None = None  # monotonic, the current process's start
         self.segments_started = 0
         self.bytes_out_at_last_check = 0
         self._task: asyncio.Task | None = None
@@ -143,6 +173,35 @@ class Channel:
         self._crashes = 0
         self._error_screen_since: float | None = None  # when the current error screen reaches the air
         self.on_state_change: Callable[["Channel", ChannelState], None] | None = None
+
+    # ------------------------------------------------------------ media
+    @property
+    def unavailable_reason(self) -> str | None:
+        if self.state is ChannelState.SCANNING:
+            return f"its media is still being probed ({self.scan_done} of {self.scan_total} files)"
+        return self._unavailable_reason
+
+    def set_scanning(self, total: int) -> None:
+        self.scan_total, self.scan_done = total, 0
+        self._set_state(ChannelState.SCANNING)
+
+    def set_schedule(self, schedule: Schedule | None, reason: str | None) -> None:
+        self.schedule, self._unavailable_reason = schedule, reason
+        self.base_items = list(schedule.items) if schedule else []
+        if not self.running:
+            self._set_state(ChannelState.IDLE if schedule else ChannelState.UNAVAILABLE)
+
+    def report_media_problem(self, path: str, reason: str) -> None:
+        """A file that is skipped: kept for the API and console, an event (once per file and reason),
+        and ``last_error``. Never a channel failure (no breaker count)."""
+        if self.media_problems.get(path) == reason:
+            return
+        if len(self.media_problems) >= 500 and path not in self.media_problems:
+            self.media_problems.pop(next(iter(self.media_problems)))
+        self.media_problems[path] = reason
+        self.last_error = f"{path}: {reason}"
+        self.host.events.emit("media_problem", f"channel {self.number}: skipping {path}: {reason}", self.number,
+                              level=logging.WARNING, path=path, reason=reason)
 
     # ------------------------------------------------------------ viewers
     @property
@@ -233,6 +292,8 @@ class Channel:
         self.viewers = 0
         self._air_queue.clear()
         self._set_state(ChannelState.IDLE if self.schedule else ChannelState.UNAVAILABLE)
+        if self.scan_total and self.schedule is None and self.scan_done < self.scan_total:
+            self._set_state(ChannelState.SCANNING)
         self._stopped = None
         stopped.set()  # viewers waiting in attach() may start a new run now
 
@@ -281,27 +342,77 @@ class Channel:
         assert self.pacer is not None and self.splicer is not None
         return self.pacer.air_time_of(self.splicer.next_start())
 
-    def plan_program(self, previous: SegmentPlan | None, previous_outcome: SegmentOutcome | None,
+    def plan_program(self, previous: SegmentPlan | None = None, previous_outcome: SegmentOutcome | None = None,
                      ahead: float = 0.0) -> SegmentPlan:
+        """What airs next: the schedule's programme at the air time of the next frame (plus ``ahead``:
+        a standby that airs after an error screen is planned for when it will air)."""
         assert self.schedule is not None
         air = self._air_time() + ahead
         slot = self.schedule.at(air)
         if slot.remaining < 0.5:
             slot = self.schedule.at(slot.end + 1e-3)
-        if previous and previous.slot and previous_outcome and previous_outcome.ok \
-                and previous.slot.index == slot.index and abs(previous.slot.start - slot.start) < 1e-3:
-            # the file ended earlier than probed: move on instead of replaying its tail
-            slot = self.schedule.at(slot.end + 1e-3)
         item = slot.item
-        src = FileSource(item.path, slot.offset, slot.remaining, item.has_video, item.has_audio)
+        src = FileSource(item.path, slot.offset, slot.remaining, item.has_video, item.has_audio, item.cover)
         argv = program_command(self.host.ffmpeg_path, src, self.host.profile)
         return SegmentPlan("program", slot, argv, item.title)
 
-    def _cut_to_air(self) -> None:
-        """Drop encoded-but-unsent media so what comes next airs at once (failure, slate, return)."""
+    def file_problem(self, plan: SegmentPlan) -> str | None:
+        """A cheap look before spawning: is the programme's file there and not empty?"""
+        if plan.slot is None:
+            return None
+        try:
+            st = os.stat(plan.slot.item.path)
+        except FileNotFoundError:
+            return "file not found (deleted or renamed)"
+        except OSError as exc:
+            return f"cannot read file ({exc.strerror or exc})"
+        if st.st_size == 0:
+            return "empty file (0 bytes)"
+        return None
+
+    def _reschedule(self, schedule: Schedule | None, why: str) -> None:
+        """The schedule changed at run time (a file skipped, a programme shorter than probed):
+        the guide follows, and the new epoch is stored so a restart keeps it."""
+        if schedule is None:
+            self.schedule = None
+            self._unavailable_reason = f"nothing playable left: {why}"
+            self.host.events.emit("channel_unavailable", f"channel {self.number}: {self._unavailable_reason}",
+                                  self.number, level=logging.WARNING)
+            return
+        self.schedule = schedule
+        self.host.schedule_changed(self, schedule)
+        nxt = schedule.at(self._air_time() + 1e-3)
+        self.host.events.emit("schedule_changed", f"channel {self.number}: {why}; \"{nxt.item.title}\" airs now "
+                              "and the guide follows", self.number)
+
+    def skip_programme(self, plan: SegmentPlan, reason: str) -> None:
+        """The programme's file cannot be played: report it and start the next one now (no failure)."""
+        assert plan.slot is not None and self.schedule is not None
+        path = plan.slot.item.path
+        self.report_media_problem(path, reason)
+        self.skipped_airings += 1
+        self._reschedule(self.schedule.without(path, self._air_time()), f"skipped {path} ({reason})")
+
+    def programme_ended_early(self, plan: SegmentPlan, real_duration: float) -> None:
+        """The file ends before its probed length (an incomplete download): the next programme
+        starts now, the guide follows, and the probe cache learns the real length."""
+        assert plan.slot is not None and self.schedule is not None
+        item = plan.slot.item
+        self.short_airings += 1
+        self.host.correct_duration(item.path, real_duration)
+        self.host.events.emit("media_short", f"channel {self.number}: {item.path} ends at {real_duration:.1f}s, "
+                              f"not {item.duration:.1f}s as probed", self.number, level=logging.WARNING,
+                              path=item.path)
+        self._reschedule(self.schedule.shortened(plan.slot.index, real_duration, self._air_time()),
+                         f"{item.title} ended {item.duration - real_duration:.1f}s early")
+
+    def _cut_to_air(self, from_time: int | None = None) -> None:
+        """Drop encoded-but-unsent media so what comes next airs at once (failure, slate, return).
+
+        ``from_time``: only media from there on (a failed segment's own output)."""
         assert self.pacer is not None and self.splicer is not None
-        if self.pacer.truncate():
-            self.splicer.rebase(self.pacer.released_last)
+        if self.pacer.truncate(from_time):
+            self.splicer.rebase(self.pacer.kept_last())
 
     # ------------------------------------------------------------ standby (hot swap, recovery)
     def _begin_standby(self, plan: SegmentPlan) -> "Standby":
@@ -324,6 +435,9 @@ class Channel:
                     plan, outcome = None, None
                     if self._standby is None:
                         continue
+                if self.schedule is None:  # nothing playable left: the error screen says so
+                    await self._nothing_to_play()
+                    continue
                 sb = self._standby
                 if sb is not None and sb.ready.is_set() and sb.mp is not None:
                     self._standby = None
@@ -332,15 +446,30 @@ class Channel:
                 else:
                     await self._drop_standby()
                     plan = self.plan_program(plan, outcome)
+                    problem = self.file_problem(plan)
+                    if problem is not None:
+                        self.skip_programme(plan, problem)
+                        continue
                     outcome = await self._run_plan(plan)
                 if outcome is None:  # spawn refused (counted on the breaker by the pool)
                     await self._recover("spawn rejected: " + self.last_error)
                     continue
-                if outcome.ok or outcome.stopped:
+                if outcome.media_error is not None:
+                    self._cut_to_air(outcome.start_media)  # only its own output, never the tail on air
+                    self.skip_programme(plan, outcome.media_error)
+                    continue
+                if outcome.ok:
+                    self._restart_requested = False
+                    slot = plan.slot
+                    if plan.kind == "program" and slot is not None and \
+                            slot.remaining - outcome.media_seconds > 1.0 and self.schedule is not None:
+                        self.programme_ended_early(plan, slot.offset + max(0.0, outcome.media_seconds))
+                    continue
+                if outcome.stopped:
                     self._restart_requested = False
                     continue
                 await self._failed(outcome.reason)
-                await self._recover(outcome.reason)
+                await self._recover(outcome.reason, outcome.start_media)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -376,19 +505,26 @@ class Channel:
         self.host.events.emit("pipeline_failed", f"channel {self.number}: {reason}", self.number,
                               level=logging.WARNING, reason=reason)
 
-    async def _recover(self, reason: str) -> None:
+    async def _recover(self, reason: str, failed_from: int | None = None) -> None:
         """After a failure: error screen at once (when enabled) while ``request_channel_restart`` is
-        asked until it accepts; the restarted program replaces the error screen at its first keyframe."""
+        asked until it accepts; the restarted program replaces the error screen at its first keyframe.
+
+        ``failed_from``: where the failed process's output began; only that is dropped, so what
+        was already on its way (the end of the previous programme) still airs."""
         self._set_state(ChannelState.RECOVERING)
         fallback = self.host.auto_heal.use_error_screen_fallback
         if fallback:
-            self._cut_to_air()
+            self._cut_to_air(failed_from)
         self._restart_requested = False
         while not self._halted():
+            if self.schedule is None:
+                return
             decision = self.host.request_channel_restart(self.number, source="pipeline", reason=reason)
             if decision.accepted or self._restart_requested:
                 self._restart_requested = False
-                sb = self._begin_standby(self.plan_program(None, None))
+                # planned for when it will air: after the error screen's minimum time on air
+                ahead = self.host.auto_heal.min_error_screen_seconds if fallback else 0.0
+                sb = self._begin_standby(self.plan_program(ahead=ahead))
                 if not fallback or not await self._run_error_screen(reason, {}, until=sb):
                     await sb.done.wait()
                 if sb.ready.is_set():
@@ -397,6 +533,13 @@ class Channel:
                     return
                 self._standby = None
                 await sb.discard()
+                if sb.media_error is not None:  # the file, not the pipeline: skip it, no failure
+                    self.skip_programme(sb.plan, sb.media_error)
+                    return
+                if sb.ended_early:  # the file ends before the planned offset: move on, no failure
+                    assert sb.plan.slot is not None
+                    self.programme_ended_early(sb.plan, sb.plan.slot.offset)
+                    return
                 reason = sb.failed or "restart failed"
                 if "spawn rejected" not in reason:
                     await self._failed(reason)
@@ -435,6 +578,36 @@ class Channel:
             self._set_state(ChannelState.RECOVERING)
         elif self._standby is not None and self._standby.ready.is_set():
             self._cut_to_air()
+
+    def _files_back(self) -> bool:
+        """While nothing is playable: have files of the lineup come back? Then play them again."""
+        clock = self.host.clock
+        if clock.monotonic() < getattr(self, "_next_look", 0.0):
+            return self.schedule is not None
+        self._next_look = clock.monotonic() + 5.0
+        back = [i for i in self.base_items if self.file_problem(SegmentPlan("program", Slot(0, i, 0, 0, 0), [], ""))
+                is None]
+        if back and self.schedule is None:
+            new = Schedule(back, 0.0)
+            new.epoch = self._air_time()
+            self.schedule = new
+            self.host.schedule_changed(self, new)
+            self.host.events.emit("schedule_changed", f"channel {self.number}: {len(back)} file(s) are back; "
+                                  f"\"{back[0].title}\" airs now", self.number)
+        return self.schedule is not None
+
+    async def _nothing_to_play(self) -> None:
+        """Every file of the lineup is gone: viewers see the error screen saying so (no failure)."""
+        reason = self._unavailable_reason or "nothing to play"
+        shown = await self._run_error_screen(reason, {"title": "Channel unavailable", "subtitle": reason[:200]},
+                                             stop_when=self._files_back)
+        if not shown:
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), 5.0)
+            except asyncio.TimeoutError:
+                pass
+            self._files_back()
 
     async def _run_error_screen(self, reason: str, params: dict[str, Any], until: "Standby | None" = None,
                                 stop_when: Callable[[], bool] | None = None) -> bool:
@@ -496,6 +669,10 @@ class Channel:
         assert splicer is not None and pacer is not None and mp.proc.stdout is not None
         clock = self.host.clock
         parser = ProgressParser()
+        self.progress = ProgressSample()  # a new process is judged on its own progress
+        self.speed_window.clear()
+        self.progress_at = clock.monotonic()
+        self.segment_started_at = clock.monotonic()
         stderr_task = asyncio.get_running_loop().create_task(self._read_progress(mp, parser))
         splicer.begin_segment()
         start_media = splicer.next_start()
@@ -563,9 +740,13 @@ class Channel:
         if plan.kind == "error_screen":
             self.error_screen_seconds += max(0.0, media)
         if clean:
-            return SegmentOutcome(True, False, "ended", media, rc)
+            return SegmentOutcome(True, False, "ended", media, rc, start_media)
         if mp.killed_by_us and not reason and not mp.kill_is_failure:
-            return SegmentOutcome(False, True, mp.kill_reason or "stopped", media, rc)
+            return SegmentOutcome(False, True, mp.kill_reason or "stopped", media, rc, start_media)
+        if plan.kind == "program" and not got_output and not mp.killed_by_us:
+            bad_input = media_error_in(self.stderr_tail)
+            if bad_input is not None:
+                return SegmentOutcome(False, False, bad_input, 0.0, rc, start_media, media_error=bad_input)
         if mp.kill_is_failure and not reason:
             reason = mp.kill_reason or "killed as unhealthy"
         if not reason:
@@ -575,8 +756,8 @@ class Channel:
                 reason += f": {detail[-200:]}"
         if plan.kind == "error_screen":
             log.warning("channel %s error screen failed: %s", self.number, reason)
-            return SegmentOutcome(False, True, reason, media, rc)
-        return SegmentOutcome(False, False, reason, media, rc)
+            return SegmentOutcome(False, True, reason, media, rc, start_media)
+        return SegmentOutcome(False, False, reason, media, rc, start_media)
 
     def _on_first_output(self, plan: SegmentPlan, media_start: int | None) -> None:
         assert self.pacer is not None
@@ -612,10 +793,31 @@ class Channel:
                 mp.touch(clock.monotonic())
                 self.progress = sample
                 self.progress_at = clock.monotonic()
+                self.speed_window.append((clock.monotonic(), sample.out_time))
                 self.progress_history.append((clock.time(), sample.fps, sample.speed, sample.bitrate_kbps,
                                               sample.drop_frames))
 
     # ------------------------------------------------------------ reading
+    def windowed_speed(self, seconds: float) -> float | None:
+        """FFmpeg's speed over the last ``seconds`` (FFmpeg's own figure is since the process
+        started, so always low in its first seconds); None without two samples in the window."""
+        w = self.speed_window
+        if len(w) < 2:
+            return None
+        end_t, end_out = w[-1]
+        start = next(((t, o) for t, o in w if t >= end_t - seconds), w[0])
+        span = end_t - start[0]
+        return (end_out - start[1]) / span if span >= 1.0 else None
+
+    def buffer_left(self) -> float:
+        """Seconds of media the channel holds beyond what is on air now (what viewers can still be
+        fed while FFmpeg is slow or stalled)."""
+        p = self.pacer
+        if p is None or not p.pending:
+            return 0.0 if p is None or p.position() is None else max(0.0, (p.released_time - p.position()) / CLOCK)
+        pos = p.position()
+        return max(0.0, (p.pending[-1].time - (pos if pos is not None else p.pending[0].time)) / CLOCK)
+
     def now_playing(self) -> Slot | None:
         return self.schedule.at(self.host.clock.time()) if self.schedule else None
 
@@ -665,6 +867,8 @@ class Standby:
         self.ready = asyncio.Event()
         self.done = asyncio.Event()
         self.failed: str | None = None
+        self.media_error: str | None = None  # the file cannot be played
+        self.ended_early = False  # exited cleanly before any output: the file ends before the offset
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"standby-{channel.number}")
 
     async def _run(self) -> None:
@@ -686,12 +890,25 @@ class Standby:
             if not data:
                 rc = await self.mp.proc.wait()
                 self.failed = f"ffmpeg exited with code {rc} before any output"
+                if rc == 0:
+                    self.ended_early = True
+                else:
+                    err = await self._stderr_tail()
+                    self.media_error = media_error_in(err) if self.plan.kind == "program" else None
                 return
             self.prefix += data
             self.mp.touch(ch.host.clock.monotonic())
             self.ready.set()
         finally:
             self.done.set()
+
+    async def _stderr_tail(self) -> str:
+        assert self.mp is not None and self.mp.proc.stderr is not None
+        try:
+            data = await asyncio.wait_for(self.mp.proc.stderr.read(), 2.0)
+        except (asyncio.TimeoutError, OSError, ValueError):
+            return ""
+        return data.decode("utf-8", "replace")[-4000:]
 
     async def discard(self) -> None:
         self.task.cancel()

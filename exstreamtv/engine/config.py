@@ -128,6 +128,9 @@ class HealthConfig:
     lag_degraded_seconds: float = _spec(0.5, doc="output behind the clock by this much: degraded")
     lag_unhealthy_seconds: float = _spec(3.0, doc="output behind the clock by this much: unhealthy")
     history_seconds: float = _spec(300.0, minimum=10)
+    start_grace_seconds: float = _spec(10.0, doc="a new FFmpeg's speed is not judged in its first seconds")
+    speed_window_seconds: float = _spec(5.0, minimum=1, doc="speed is measured over this window, not since start")
+    low_buffer_seconds: float = _spec(1.5, doc="a pipeline is only unhealthy while viewers have less media ahead")
 
 
 @dataclass
@@ -170,6 +173,8 @@ class ProcessPoolConfig:
     stall_timeout_seconds: float = _spec(30.0, minimum=0.5)
     max_runtime_hours: float = _spec(24.0, minimum=0.0001)
     kill_timeout_seconds: float = _spec(5.0, minimum=0.05)
+    background_spawns_per_second: float = _spec(20.0, minimum=0.01)
+    background_max_processes: int = _spec(2, minimum=1)
 
 
 @dataclass
@@ -193,6 +198,9 @@ class ChannelConfig:
     lineup: list[str] = _spec(factory=list)
     logo: str | None = None
     group: str | None = None
+    # problems found while loading (e.g. a lineup path that does not exist): reported and skipped
+    # by the engine, never fatal for the other channels
+    warnings: list[str] = field(default_factory=list, metadata={"internal": True})
 
 
 @dataclass
@@ -360,7 +368,7 @@ def _check_channels(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:
                 p = base_dir / p
             if not p.exists():
                 iline = _line_of_item(lineup_node, j) if lineup_node is not None else None
-                raise ConfigError(f"{w.at(iline, f'channels[{i}].lineup[{j}]')}: media path does not exist: {p}")
+                ch.warnings.append(f"{w.at(iline, f'channels[{i}].lineup[{j}]')}: media path does not exist: {p}")
             resolved.append(str(p))
         ch.lineup = resolved
         if ch.logo:

@@ -28,7 +28,8 @@ from .ffmpeg_command import OutputProfile, drawtext
 from .hdhr import load_device_id
 from .health import HealthMonitor, HealthStatus
 from .loop_lag import LoopLagMonitor
-from .media import MediaError, MediaProbe, scan_lineup
+from .media import MediaError, MediaInfo, MediaProbe, scan_lineup
+from .scan import ScanProgress
 from .process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
 from .restart_guard import RestartDecision, RestartGuard
 from .schedule import Schedule, ScheduleItem
@@ -55,6 +56,7 @@ class UnknownChannel(KeyError):
 
 
 class Engine:
+    STARTUP_SCAN_WAIT = 1.5  # seconds start() waits for the background probe before serving anyway
     def __init__(self, config: Config, data_dir: Path, clock: Clock | None = None,
                  readings: SystemReadings | None = None, ffmpeg: FFmpegBinary | None = None) -> None:
         self.config = config
@@ -76,6 +78,9 @@ class Engine:
         self._device_id: str | None = None
         self.store: Store | None = None
         self._backup_task: asyncio.Task | None = None
+        self._scan_task: asyncio.Task | None = None
+        self.scan = ScanProgress(self.clock)
+        self.probe: MediaProbe | None = None
         self._lock_file = None
         self.ffmpeg = ffmpeg
         self.channels: dict[int, Channel] = {}
@@ -109,47 +114,107 @@ class Engine:
         if not channel_cfgs:
             self.demo = True
             channel_cfgs = await ensure_demo_media(self.ffmpeg_path, self.data_dir, self._run_tool("demo"))
-        probe = MediaProbe(self.ffmpeg_path, self.data_dir / "probe-cache.json", self._run_tool("probe"))
+        self.probe = MediaProbe(self.ffmpeg_path, self.data_dir / "probe-cache.json", self._run_tool("probe"))
         epochs = self.store.epochs()
-        for cc in channel_cfgs:
-            await self._add_channel(cc, probe, epochs)
+        for cc in channel_cfgs:  # from the probe cache at once; the rest is probed in the background
+            await self._add_channel(cc, epochs)
         self.started_mono = self.clock.monotonic()
         self.started_wall = self.clock.time()
-        self._health_task = asyncio.get_running_loop().create_task(self._health_loop(), name="health")
+        loop = asyncio.get_running_loop()
+        self._health_task = loop.create_task(self._health_loop(), name="health")
+        if self.scan.pending:
+            self._scan_task = loop.create_task(self._scan_pending(), name="media-scan")
+            # a small library is ready at once; a large one never holds up serving
+            await asyncio.wait({self._scan_task}, timeout=self.STARTUP_SCAN_WAIT)
         if self.config.database_backup.enabled:
-            self._backup_task = asyncio.get_running_loop().create_task(self._backup_loop(), name="backup")
+            self._backup_task = loop.create_task(self._backup_loop(), name="backup")
         self.events.emit("engine_started", f"engine started with {len(self.channels)} channel(s)"
-                         + (" (demo)" if self.demo else ""))
+                         + (" (demo)" if self.demo else "")
+                         + (f"; probing {self.scan.total} new media file(s) in the background" if self.scan.total
+                            else ""))
 
-    async def _add_channel(self, cc: ChannelConfig, probe: MediaProbe, epochs: dict[int, float]) -> None:
-        items: list[ScheduleItem] = []
-        problems: list[str] = []
-        for path in scan_lineup(cc.lineup):
-            try:
-                info = await probe.probe(path)
-            except MediaError as exc:
-                problems.append(str(exc))
-                log.warning("channel %s: skipping %s", cc.number, exc)
-                continue
-            except SpawnRejected as exc:
-                problems.append(f"{path}: {exc}")
-                continue
-            items.append(ScheduleItem(info.path, info.duration, info.title, info.has_video, info.has_audio,
-                                      info.description))
-        epoch = epochs.get(cc.number)
-        if epoch is None:  # a new channel's schedule starts now, and stays put across restarts
-            epoch = self.clock.time()
-            self.store.set_epoch(cc.number, epoch)
-        schedule = Schedule(items, epoch) if items else None
-        reason = None if schedule else ("no playable media: " + "; ".join(problems[:3]) if problems
-                                        else "no media files in the lineup")
+    async def _add_channel(self, cc: ChannelConfig, epochs: dict[int, float]) -> None:
+        files, problems = await asyncio.to_thread(scan_lineup, cc.lineup)
         breaker = CircuitBreaker(cc.number, self.config.circuit_breaker, self.clock, self._on_breaker)
         self.breakers[cc.number] = breaker
-        self.channels[cc.number] = Channel(cc, self, breaker, self.config.streaming, self.config.ffmpeg,
-                                           schedule, reason)
+        ch = Channel(cc, self, breaker, self.config.streaming, self.config.ffmpeg, None, None)
+        self.channels[cc.number] = ch
+        for path, reason in problems:
+            ch.report_media_problem(path, reason)
+        infos: dict[str, MediaInfo] = {}
+        todo: list[str] = []
+        for path in files:
+            try:
+                info = self.probe.cached(path)
+            except MediaError as exc:
+                ch.report_media_problem(path, exc.reason)
+                continue
+            if info is None:
+                todo.append(path)
+            else:
+                infos[path] = info
+        if todo:
+            ch.set_scanning(len(todo))
+            self.scan.add(ch.number, files, todo, infos)
+        else:
+            self._build_schedule(ch, files, infos, epochs)
+
+    def _build_schedule(self, ch: Channel, files: list[str], infos: dict[str, MediaInfo],
+                        epochs: dict[int, float] | None = None) -> None:
+        items = [ScheduleItem(i.path, i.duration, i.title, i.has_video, i.has_audio, i.description, i.cover)
+                 for i in (infos.get(f) for f in files) if i is not None]
+        epoch = (epochs if epochs is not None else self.store.epochs()).get(ch.number)
+        if epoch is None:  # a new channel's schedule starts now, and stays put across restarts
+            epoch = self.clock.time()
+            self.store.set_epoch(ch.number, epoch)
+        schedule = Schedule(items, epoch) if items else None
+        problems = list(ch.media_problems.items())
+        reason = None if schedule else ("no playable media: " + "; ".join(f"{p}: {r}" for p, r in problems[:3])
+                                        if problems else "no media files in the lineup")
+        ch.set_schedule(schedule, reason)
         if reason:
-            self.events.emit("channel_unavailable", f"channel {cc.number} ({cc.name}): {reason}", cc.number,
+            self.events.emit("channel_unavailable", f"channel {ch.number} ({ch.name}): {reason}", ch.number,
                              level=logging.WARNING)
+
+    async def _scan_pending(self) -> None:
+        """Probe what the cache did not know, channel by channel, concurrently within the pool's
+        background budget; each channel goes on air as soon as its files are known."""
+        scan = self.scan
+        last_log = self.clock.monotonic()
+        try:
+            for number, files, todo, infos in scan.take():
+                ch = self.channels.get(number)
+                if ch is None:
+                    continue
+
+                async def one(path: str) -> None:
+                    try:
+                        infos[path] = await self.probe.probe(path)
+                    except MediaError as exc:
+                        ch.report_media_problem(path, exc.reason)
+                        scan.failed += 1
+                    except SpawnRejected as exc:
+                        ch.report_media_problem(path, f"could not be probed: {exc}")
+                        scan.failed += 1
+                    scan.done += 1
+                    ch.scan_done += 1
+
+                pending = [asyncio.ensure_future(one(p)) for p in todo]
+                while pending:
+                    _, still = await asyncio.wait(pending, timeout=2.0)
+                    pending = list(still)
+                    now = self.clock.monotonic()
+                    if now - last_log >= 5:
+                        last_log = now
+                        self.probe.flush()
+                        log.info("probing media: %s", scan.describe(now))
+                self._build_schedule(ch, files, infos)
+                self.probe.flush()
+        finally:
+            self.probe.flush()
+            scan.finished_at = self.clock.monotonic()
+        self.events.emit("scan_finished", f"media probed: {scan.done} file(s), {scan.failed} unplayable, in "
+                         f"{scan.finished_at - scan.started_at:.1f}s")
 
     def _lock_data_dir(self) -> None:
         """One server per data dir (and ``exstreamtv restore`` refuses while one runs)."""
@@ -167,7 +232,7 @@ class Engine:
         """A runner for short FFmpeg jobs (probe, demo clips) through the pool."""
 
         async def run(argv: list[str]) -> tuple[int, str]:
-            mp = await self.pool.spawn(argv, channel_id=None, role=role)
+            mp = await self.pool.spawn(argv, channel_id=None, role=role, background=True)
             try:
                 timeout = self.config.ffmpeg.probe_timeout_seconds if role == "probe" else 300
                 _, err = await asyncio.wait_for(mp.proc.communicate(), timeout)
@@ -188,7 +253,7 @@ class Engine:
             return
         self._stopping = True
         self.loop_lag.stop()
-        for task in (self._health_task, self._backup_task):
+        for task in (self._health_task, self._backup_task, self._scan_task):
             if task is not None:
                 task.cancel()
         self.sessions.shutdown()
@@ -245,6 +310,22 @@ class Engine:
                              level=logging.WARNING, source=source, reason=decision.reason.value,
                              retry_after_seconds=round(decision.retry_after_seconds, 3))
         return decision
+
+    async def wait_scanned(self, timeout: float | None = None) -> bool:
+        """Wait until the background probe is done (tests, ``exstreamtv scan``)."""
+        if self._scan_task is None:
+            return True
+        done, _ = await asyncio.wait({self._scan_task}, timeout=timeout)
+        return bool(done)
+
+    def schedule_changed(self, channel: Channel, schedule: Schedule) -> None:
+        if self.store is not None:
+            self.store.set_epoch(channel.number, schedule.epoch)
+
+    def correct_duration(self, path: str, duration: float) -> None:
+        if self.probe is not None:
+            self.probe.correct_duration(path, duration)
+            self.probe.flush()
 
     def _on_breaker(self, breaker: CircuitBreaker, old: BreakerState, new: BreakerState, why: str) -> None:
         self.events.emit("breaker_transition", f"breaker of channel {breaker.channel_id}: {old.value} -> "

@@ -51,6 +51,13 @@ class OutputProfile:
         return f"{self.width}x{self.height}"
 
 
+# Containers without a seek index: an input seek lands anywhere (often mid-GOP), so the
+# picture would only start at the next keyframe (up to 10 s later with x264's defaults).
+INEXACT_SEEK = {".ts", ".m2ts", ".mts", ".m2t", ".tp", ".trp", ".mpg", ".mpeg", ".vob", ".mod", ".tod", ".avi",
+                ".flv", ".wtv", ".dvr-ms"}
+SEEK_PREROLL = 12.0  # seconds decoded before the offset in such containers: covers a GOP of up to 12 s
+
+
 @dataclass(frozen=True)
 class FileSource:
     path: str
@@ -58,6 +65,15 @@ class FileSource:
     duration: float | None = None
     has_video: bool = True
     has_audio: bool = True
+    cover: bool = False  # the only picture is an attached cover image (music): shown as a still
+    audio_index: int = 0  # which audio stream (0 = the first)
+
+    @property
+    def preroll(self) -> float:
+        """Seconds to decode before the offset (then dropped) so picture and sound start together."""
+        if self.offset <= 0.05 or not self.has_video or Path(self.path).suffix.lower() not in INEXACT_SEEK:
+            return 0.0
+        return min(self.offset, SEEK_PREROLL)
 
 
 @dataclass(frozen=True)
@@ -80,7 +96,7 @@ def _head(ffmpeg: str, progress: bool) -> list[str]:
     return args
 
 
-def _encode(profile: OutputProfile, duration: float | None) -> list[str]:
+def _encode(profile: OutputProfile, duration: float | None, skip: float = 0.0) -> list[str]:
     kbps = profile.video_bitrate_kbps
     args = [
         "-c:v", "libx264", "-preset", profile.preset, "-profile:v", "high", "-pix_fmt", "yuv420p",
@@ -92,15 +108,24 @@ def _encode(profile: OutputProfile, duration: float | None) -> list[str]:
         args += ["-threads", str(profile.threads)]
     args += ["-c:a", "aac", "-b:a", f"{profile.audio_bitrate_kbps}k", "-ar", str(profile.sample_rate),
              "-ac", str(profile.audio_channels)]
+    if skip > 0:
+        args += ["-ss", _fmt(skip)]  # output seek: decoded, then dropped (exact, for both streams)
     if duration is not None:
         args += ["-t", _fmt(duration)]
     args += ["-f", "mpegts", "pipe:1"]
     return args
 
 
-def video_normalize(profile: OutputProfile) -> str:
+def video_normalize(profile: OutputProfile, source: bool = False) -> str:
+    """Scale into the profile's frame keeping the *display* aspect ratio, then pad, fix fps.
+
+    For a file (``source``): interlaced frames are deinterlaced (``bwdif`` only touches frames
+    flagged interlaced), and anamorphic pixels (SAR != 1, e.g. a DVD's 720x480 at 8:9 or 32:27)
+    are first made square, so 4:3 airs 4:3 and 16:9 fills the frame. Display rotation is
+    applied by FFmpeg's autorotation before the graph."""
     w, h = profile.width, profile.height
-    return (f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:black,"
+    pre = "bwdif=mode=send_frame:deint=interlaced,scale='trunc(iw*sar/2)*2':ih,setsar=1," if source else ""
+    return (f"{pre}scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:black,"
             f"setsar=1,fps={profile.fps},format=yuv420p")
 
 
@@ -113,24 +138,35 @@ def program_command(ffmpeg: str, src: FileSource, profile: OutputProfile, progre
     """One program (or the rest of it from ``offset``) normalised to the channel profile."""
     args = _head(ffmpeg, progress)
     args += ["-fflags", "+genpts+discardcorrupt"]
-    if src.offset > 0.05:
-        args += ["-ss", _fmt(src.offset)]
+    preroll = src.preroll
+    if src.offset - preroll > 0.05:
+        args += ["-ss", _fmt(src.offset - preroll)]
     args += ["-i", src.path]
     graph = []
     n = 1
     if src.has_video:
-        graph.append(f"[0:v:0]{video_normalize(profile)}[v]")
+        graph.append(f"[0:v:0]{video_normalize(profile, source=True)}[v]")
     else:
+        # no picture: black, or the cover art (an attached picture: one frame) held as a still
         args += ["-f", "lavfi", "-i", f"color=c=black:s={profile.size}:r={profile.fps}"]
-        graph.append(f"[{n}:v]{video_normalize(profile)}[v]")
+        if src.cover:
+            # the picture is one frame at the file's start: read it from a second, unseeked input
+            w, h = profile.width, profile.height
+            args += ["-i", src.path]
+            graph.append(f"[{n + 1}:v:0]scale={w}:{h}:force_original_aspect_ratio=decrease,setsar=1,"
+                         f"format=yuv420p[cov];"
+                         f"[{n}:v][cov]overlay=(W-w)/2:(H-h)/2:eof_action=repeat,{video_normalize(profile)}[v]")
+            n += 1
+        else:
+            graph.append(f"[{n}:v]{video_normalize(profile)}[v]")
         n += 1
     if src.has_audio:
-        graph.append(f"[0:a:0]{audio_normalize(profile)}[a]")
+        graph.append(f"[0:a:{src.audio_index}]{audio_normalize(profile)}[a]")
     else:
         args += ["-f", "lavfi", "-i", f"anullsrc=r={profile.sample_rate}:cl={profile.layout}"]
         graph.append(f"[{n}:a]{audio_normalize(profile)}[a]")
     args += ["-filter_complex", ";".join(graph), "-map", "[v]", "-map", "[a]"]
-    return args + _encode(profile, src.duration)
+    return args + _encode(profile, src.duration, preroll)
 
 
 def lavfi_command(ffmpeg: str, src: LavfiSource, profile: OutputProfile, progress: bool = True,

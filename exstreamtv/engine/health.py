@@ -98,10 +98,19 @@ class HealthMonitor:
         status = HealthStatus.HEALTHY
         if ch.state is ChannelState.STARTING:
             return status, ["starting"], lag
-        p = ch.progress
+        for path, why in list(ch.media_problems.items())[-3:]:
+            reasons.append(f"skipped {path}: {why}")
         held_back = pacer is not None and pacer.ahead_seconds() >= 0.5 * ch.streaming.readahead_seconds
-        if ch.progress_at is None or now_mono - ch.progress_at > cfg.no_progress_seconds:
-            reasons.append(f"no FFmpeg progress for over {cfg.no_progress_seconds:g}s")
+        buffer_left = ch.buffer_left()
+        low = buffer_left < cfg.low_buffer_seconds  # viewers are about to miss media
+        young = ch.segment_started_at is not None and now_mono - ch.segment_started_at < cfg.start_grace_seconds
+        speed = ch.windowed_speed(cfg.speed_window_seconds)
+        # a pipeline is judged by what the viewer is missing: FFmpeg blocked on our backpressure,
+        # or slow while the buffer still covers it, is not a failure
+        if (ch.progress_at is None or now_mono - ch.progress_at > cfg.no_progress_seconds) and low \
+                and not held_back and not young:
+            reasons.append(f"no FFmpeg progress for over {cfg.no_progress_seconds:g}s and "
+                           f"{buffer_left:.1f}s of media left")
             status = HealthStatus.UNHEALTHY
         if lag >= cfg.lag_unhealthy_seconds:
             reasons.append(f"output {lag:.1f}s behind the clock")
@@ -109,18 +118,19 @@ class HealthMonitor:
         if pacer is not None and pacer.reanchors > track.last_reanchors:
             reasons.append("timeline gap (timestamps stalled or jumped)")
             status = HealthStatus.UNHEALTHY
-        if not held_back and p.speed and p.speed < cfg.unhealthy_speed:
-            reasons.append(f"speed {p.speed:.2f}x")
+        slow = speed is not None and not held_back and not young
+        if slow and speed < cfg.unhealthy_speed and low:
+            reasons.append(f"speed {speed:.2f}x with {buffer_left:.1f}s of media left")
             status = HealthStatus.UNHEALTHY
         if status is HealthStatus.HEALTHY:
-            if not held_back and p.speed and p.speed < cfg.degraded_speed:
-                reasons.append(f"speed {p.speed:.2f}x")
+            if slow and speed < cfg.degraded_speed:
+                reasons.append(f"speed {speed:.2f}x")
                 status = HealthStatus.DEGRADED
             if lag >= cfg.lag_degraded_seconds:
                 reasons.append(f"output {lag:.1f}s behind the clock")
                 status = HealthStatus.DEGRADED
-            if p.drop_frames > track.last_drops and track.history:
-                reasons.append(f"dropped frames rising ({p.drop_frames})")
+            if ch.progress.drop_frames > track.last_drops and track.history:
+                reasons.append(f"dropped frames rising ({ch.progress.drop_frames})")
                 status = HealthStatus.DEGRADED
         return status, reasons, lag
 
@@ -172,6 +182,10 @@ class HealthMonitor:
             "breaker_state": breaker["state"],
             "restarts": ch.restarts,
             "last_error": ch.last_error,
+            "buffer_seconds": round(ch.buffer_left(), 3) if running else 0.0,
+            "media_problems": [{"path": k, "reason": v} for k, v in list(ch.media_problems.items())[-50:]],
+            "skipped_airings": ch.skipped_airings,
+            "short_airings": ch.short_airings,
             "uptime_seconds": round(now_mono - ch.started_at, 3) if running and ch.started_at else 0.0,
             "state": ch.state.value,
             "history": [dict(vars(s)) for s in list(track.history)[-history_limit:]] if history_limit > 0 else [],

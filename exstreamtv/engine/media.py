@@ -17,12 +17,21 @@ from typing import Awaitable, Callable
 
 log = logging.getLogger("exstreamtv.media")
 
-VIDEO_EXTENSIONS = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".m2ts", ".m4v", ".webm", ".flv", ".wmv", ".mpg",
-                    ".mpeg", ".ogv", ".3gp"}
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".m2ts", ".mts", ".m4v", ".webm", ".flv", ".wmv", ".mpg",
+                    ".mpeg", ".ogv", ".3gp", ".vob", ".divx", ".asf", ".wtv"}
+AUDIO_EXTENSIONS = {".mp3", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".wav", ".aac", ".wma", ".ac3", ".mka", ".aiff",
+                    ".aif", ".alac", ".ape", ".wv"}
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
+CACHE_VERSION = "2"  # bump when MediaInfo gains fields: older entries are probed again
 
 
 class MediaError(Exception):
-    """A media file that cannot be played, with the reason."""
+    """A media file that cannot be played, with the reason (``str`` is ``path: reason``)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -33,21 +42,39 @@ class MediaInfo:
     has_audio: bool
     title: str
     description: str = ""
+    cover: bool = False  # music: the only picture is an attached cover image
 
 
-def scan_lineup(entries: list[str]) -> list[str]:
-    """Files as given; folders expanded to their video files (recursively, sorted by path)."""
+def scan_lineup(entries: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(files, problems): files as given; folders expanded to their media files (video and
+    audio, recursively, sorted by path). Problems are ``(path, reason)``: a missing entry, a
+    broken symlink, a folder without media. Nothing here raises."""
     out: list[str] = []
+    problems: list[tuple[str, str]] = []
     for entry in entries:
         p = Path(entry)
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
-            if not found:
-                log.warning("folder %s has no video files", p)
-            out.extend(found)
-        else:
-            out.append(str(p))
-    return out
+        try:
+            if p.is_dir():
+                found = []
+                for f in p.rglob("*"):
+                    if f.suffix.lower() not in MEDIA_EXTENSIONS:
+                        continue
+                    if f.is_symlink() and not f.exists():
+                        problems.append((str(f), "broken symlink (its target is gone)"))
+                    elif f.is_file():
+                        found.append(str(f))
+                if not found:
+                    problems.append((str(p), "folder has no media files"))
+                out.extend(sorted(found))
+            elif p.is_symlink() and not p.exists():
+                problems.append((str(p), "broken symlink (its target is gone)"))
+            elif not p.exists():
+                problems.append((str(p), "file or folder does not exist"))
+            else:
+                out.append(str(p))
+        except OSError as exc:
+            problems.append((str(p), f"cannot read ({exc.strerror or exc})"))
+    return out, problems
 
 
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
@@ -56,71 +83,140 @@ _META = re.compile(r"^\s{4}(title|description|comment|show|episode_id|season_num
                    re.M | re.I)
 
 
+def _tail(path: str, stderr: str) -> str:
+    """FFmpeg's last line without the file name it repeats (so messages name the file once)."""
+    lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "no output"
+    last = lines[-1].strip()
+    for prefix in (f"{path}: ", f"[in#0 @ ", "Error opening input file "):
+        if last.startswith(prefix):
+            last = last.split(": ", 1)[-1] if prefix != "Error opening input file " else last
+    return last.replace(path, "the file")
+
+
 def parse_probe_output(path: str, stderr: str) -> MediaInfo:
     """Turn ``ffmpeg -i`` output into MediaInfo, or raise MediaError naming the problem."""
-    tail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+    tail = _tail(path, stderr)
     m = _DURATION.search(stderr)
-    kinds = _STREAM.findall(stderr)
+    streams = [(kind, line) for line in stderr.splitlines() for kind in _STREAM.findall(line)]
+    kinds = [k for k, line in streams if not (k == "Video" and "(attached pic)" in line)]
+    cover = any(k == "Video" and "(attached pic)" in line for k, line in streams)
     if "Invalid data found" in stderr or "could not find codec parameters" in stderr.lower() and not m:
-        raise MediaError(f"{path}: not a playable media file ({tail})")
+        raise MediaError(path, f"not a playable media file ({tail})")
     if not m:
-        raise MediaError(f"{path}: no duration found ({tail})")
+        raise MediaError(path, f"no duration found ({tail})")
     duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
     if duration <= 0:
-        raise MediaError(f"{path}: duration is zero")
+        raise MediaError(path, "duration is zero")
     if "Video" not in kinds and "Audio" not in kinds:
-        raise MediaError(f"{path}: no video or audio stream")
+        raise MediaError(path, "no video or audio stream")
     meta: dict[str, str] = {}
     header = stderr.split("Duration:")[0]
     for key, value in _META.findall(header):
         meta.setdefault(key.lower(), value.strip())
     title = meta.get("title") or Path(path).stem.replace("_", " ").replace(".", " ").strip()
     desc = meta.get("description") or meta.get("comment") or ""
-    return MediaInfo(path, duration, "Video" in kinds, "Audio" in kinds, title, desc)
+    return MediaInfo(path, duration, "Video" in kinds, "Audio" in kinds, title, desc, cover and "Video" not in kinds)
 
 
 RunProbe = Callable[[list[str]], Awaitable[tuple[int, str]]]
 
 
 class MediaProbe:
-    """Probes files with ``ffmpeg -i`` and caches the results on disk."""
+    """Probes files with ``ffmpeg -i`` and caches the results (and the failures) on disk.
+
+    Entries are keyed by path, size and mtime, so a replaced file is probed again. The cache
+    file is written in batches (``flush``, called by the engine every few seconds and at the
+    end of a scan), never once per file."""
 
     def __init__(self, ffmpeg_path: str, cache_file: Path | None, run: RunProbe) -> None:
         self.ffmpeg_path = ffmpeg_path
         self.cache_file = cache_file
         self.run = run
         self._cache: dict[str, dict] = {}
+        self._dirty = False
+        self.probed = 0  # FFmpeg probes run (cache misses)
         if cache_file and cache_file.exists():
             try:
-                self._cache = json.loads(cache_file.read_text())
+                data = json.loads(cache_file.read_text())
+                self._cache = data if isinstance(data, dict) else {}
             except (OSError, ValueError):
                 log.warning("probe cache %s unreadable; starting empty", cache_file)
+        self._by_path = {k.split("|", 1)[1].rsplit("|", 2)[0]: k for k in self._cache if "|" in k}
 
     @staticmethod
-    def _key(path: str) -> str:
-        st = os.stat(path)
-        return f"{path}|{st.st_size}|{int(st.st_mtime)}"
+    def _key(path: str, st: os.stat_result) -> str:
+        return f"{CACHE_VERSION}|{path}|{st.st_size}|{int(st.st_mtime)}"
+
+    def cached(self, path: str) -> MediaInfo | None:
+        """The cached result for ``path`` as it is on disk now (raises MediaError for a cached failure)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        hit = self._cache.get(self._key(path, st))
+        if hit is None:
+            return None
+        if "error" in hit:
+            raise MediaError(path, hit["error"])
+        return MediaInfo(**hit)
 
     async def probe(self, path: str) -> MediaInfo:
         try:
-            key = self._key(path)
+            st = os.stat(path)
         except OSError as exc:
-            raise MediaError(f"{path}: cannot read file ({exc.strerror})") from None
+            raise MediaError(path, f"cannot read file ({exc.strerror})") from None
+        key = self._key(path, st)
         hit = self._cache.get(key)
-        if hit:
+        if hit is not None:
+            if "error" in hit:
+                raise MediaError(path, hit["error"])
             return MediaInfo(**hit)
+        if st.st_size == 0:
+            self._remember(key, {"error": "empty file (0 bytes)"})
+            raise MediaError(path, "empty file (0 bytes)")
         rc, stderr = await self.run([self.ffmpeg_path, "-hide_banner", "-nostdin", "-i", path])
-        info = parse_probe_output(path, stderr)
-        self._cache[key] = asdict(info)
-        self._save()
+        self.probed += 1
+        if rc < 0 and stderr.startswith("timed out"):
+            raise MediaError(path, f"probe {stderr}")  # not cached: may work next time
+        try:
+            info = parse_probe_output(path, stderr)
+        except MediaError as exc:
+            self._remember(key, {"error": exc.reason})
+            raise
+        self._remember(key, asdict(info))
         return info
 
-    def _save(self) -> None:
-        if not self.cache_file:
+    def correct_duration(self, path: str, duration: float) -> None:
+        """The file really ends earlier than probed (an incomplete download): remember that."""
+        try:
+            key = self._key(path, os.stat(path))
+        except OSError:
             return
+        hit = self._cache.get(key)
+        if hit is not None and "error" not in hit and duration > 0:
+            hit["duration"] = round(duration, 3)
+            self._dirty = True
+
+    def _remember(self, key: str, value: dict) -> None:
+        path = key.split("|", 1)[1].rsplit("|", 2)[0]
+        old = self._by_path.get(path)
+        if old is not None and old != key:
+            self._cache.pop(old, None)  # the file was replaced: forget the old entry
+        self._by_path[path] = key
+        self._cache[key] = value
+        self._dirty = True
+
+    def flush(self) -> None:
+        """Write the cache if it changed (atomically: a temporary file, then a rename)."""
+        if not self.cache_file or not self._dirty:
+            return
+        self._dirty = False
         try:
             tmp = self.cache_file.with_suffix(".tmp")
             tmp.write_text(json.dumps(self._cache))
             tmp.replace(self.cache_file)
         except OSError as exc:
+            self._dirty = True
             log.warning("cannot write probe cache %s: %s", self.cache_file, exc)

@@ -127,17 +127,33 @@ class Pacer:
             return self.tick
         return min(self.tick, max(0.005, (pending[0].time - allowed) / CLOCK))
 
-    def truncate(self) -> int:
-        """Drop everything not yet released (a failure or a switch): what comes next airs at once.
+    def truncate(self, from_time: int | None = None) -> int:
+        """Drop what is not yet released (a failure or a switch): what comes next airs at once.
 
-        Packets of one PES share one time and are released together, so the cut never tears a
-        frame; the splicer must then ``rebase(released_last)``.
+        ``from_time``: drop only media at or after it (the failed segment's own output), so a
+        failure of the next programme never cuts the tail of the one on air. Packets of one PES
+        share one time and are released together, so the cut never tears a frame; the splicer
+        must then ``rebase(kept_last())``.
         """
-        n = len(self.pending)
-        self.pending.clear()
-        self.dropped_packets += n
+        pending = self.pending
+        n = len(pending)
+        if from_time is None:
+            pending.clear()
+        else:
+            while pending and pending[-1].time >= from_time:
+                pending.pop()
+        dropped = n - len(pending)
+        self.dropped_packets += dropped
         self._space.set()
-        return n
+        return dropped
+
+    def kept_last(self) -> dict[int, tuple[int, int]]:
+        """Per stream, the last PES time (and spacing) of what was released or is still pending."""
+        last = dict(self.released_last)
+        for pkt in self.pending:
+            if pkt.pes_start:
+                track_pes(last, pkt.pid, pkt.time)
+        return last
 
     def _publish(self, b: Broadcaster, parts: list[bytes], key: bool, time: int) -> None:
         data = b"".join(parts)

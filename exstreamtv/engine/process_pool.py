@@ -161,6 +161,7 @@ class ManagedProcess:
     kill_is_failure: bool = False  # a stall or an unhealthy pipeline counts on the breaker
     long_run_notified: bool = False
     released: bool = field(default=False)
+    background: bool = False  # probe, logo, demo clip: its own slots and token bucket
 
     @property
     def pid(self) -> int:
@@ -194,6 +195,11 @@ class ProcessPoolManager:
         self.spawner = spawner or default_spawner
         self.breaker_for = breaker_for
         self.bucket = TokenBucket(clock, cfg.spawns_per_second, cfg.spawn_burst)
+        # background work (probes, logos, demo clips) has its own budget: it never takes a
+        # channel's spawn token, never waits in the channels' queue, and leaves room under the cap
+        self.bg_bucket = TokenBucket(clock, cfg.background_spawns_per_second, max(1, cfg.background_max_processes))
+        self._bg_slots = asyncio.Semaphore(cfg.background_max_processes)
+        self.background_running = 0
         self._procs: dict[int, ManagedProcess] = {}
         self.rejected_spawns = 0
         self.rejections_by_reason: dict[str, int] = {}
@@ -236,10 +242,12 @@ class ProcessPoolManager:
 
     async def spawn(self, argv: list[str], *, channel_id: int | None, role: str,
                     owner_alive: Callable[[], bool] | None = None, check_breaker: bool = True,
-                    **spawn_kwargs: Any) -> ManagedProcess:
+                    background: bool = False, **spawn_kwargs: Any) -> ManagedProcess:
         """Start ``argv`` if every guard allows it, else raise ``SpawnRejected``."""
         if self._closing:
             raise self._reject(RejectReason.SHUTTING_DOWN, "the server is stopping", channel_id, role)
+        if background:
+            return await self._spawn_background(argv, role, spawn_kwargs)
         if check_breaker and channel_id is not None and self.breaker_for:
             breaker = self.breaker_for(channel_id)
             if breaker is not None and not breaker.allow():
@@ -280,6 +288,40 @@ class ProcessPoolManager:
             self.spawned_total += 1
             log.debug("spawned %s pid %s for channel %s", role, proc.pid, channel_id)
             return mp
+
+    async def _spawn_background(self, argv: list[str], role: str, spawn_kwargs: dict[str, Any]) -> ManagedProcess:
+        """A short background job: waits its turn (slots, its own token bucket, room under the cap
+        with two places kept for channels) instead of being refused; memory and FD guards apply."""
+        await self._bg_slots.acquire()
+        try:
+            while True:
+                if self._closing:
+                    raise self._reject(RejectReason.SHUTTING_DOWN, "the server is stopping", None, role)
+                if self.running + 2 <= self.capacity().cap and self.bg_bucket.try_take():
+                    break
+                await asyncio.sleep(max(0.02, min(0.5, self.bg_bucket.wait_time())))
+            mem = self.readings.memory_percent()
+            if mem >= self.cfg.memory_limit_percent:
+                raise self._reject(RejectReason.MEMORY, f"system memory at {mem:.1f}% (limit "
+                                   f"{self.cfg.memory_limit_percent:g}%)", None, role)
+            free_fds = self.readings.fd_limit() - self.readings.fd_used()
+            if free_fds < self.cfg.fd_reserve:
+                raise self._reject(RejectReason.FD_RESERVE, f"{free_fds} free file descriptors (reserve "
+                                   f"{self.cfg.fd_reserve})", None, role)
+            try:
+                proc = await self.spawner(argv, **spawn_kwargs)
+            except OSError as exc:
+                raise self._reject(RejectReason.SPAWN_ERROR, str(exc), None, role) from None
+        except BaseException:
+            self._bg_slots.release()
+            raise
+        now = self.clock.monotonic()
+        mp = ManagedProcess(proc, None, role, list(argv), self.clock.time(), now, now, lambda: True)
+        mp.background = True
+        self._procs[proc.pid] = mp
+        self.background_running += 1
+        self.spawned_total += 1
+        return mp
 
     # -- ending
     async def terminate(self, mp: ManagedProcess, reason: str = "stopped", timeout: float | None = None) -> int | None:
@@ -333,6 +375,9 @@ class ProcessPoolManager:
 
     def release(self, mp: ManagedProcess) -> None:
         """The owner is done with the process (it exited and was awaited)."""
+        if mp.background and not mp.released:
+            self.background_running -= 1
+            self._bg_slots.release()
         mp.released = True
         self._procs.pop(mp.pid, None)
         transport = getattr(mp.proc, "_transport", None)
@@ -459,6 +504,7 @@ class ProcessPoolManager:
             "capacity": cap.cap,
             "capacity_reason": cap.reason,
             "spawn_tokens": round(self.bucket.tokens, 3),
+            "background_running": self.background_running,
             "memory_percent": self.readings.memory_percent(),
             "memory_limit_percent": self.cfg.memory_limit_percent,
             "fd_used": self.readings.fd_used(),

@@ -20,6 +20,7 @@ class ScheduleItem:
     has_video: bool = True
     has_audio: bool = True
     description: str = ""
+    cover: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,36 @@ class Schedule:
             return self.at(self.epoch + (loops + 1) * self.total)
         start = self.epoch + loops * self.total + self._starts[idx]
         return Slot(idx, item, start, start + item.duration, offset)
+
+    def _reanchored(self, items: list[ScheduleItem], index: int, at: float) -> "Schedule | None":
+        """A schedule of ``items`` whose item ``index`` starts exactly at wall time ``at``."""
+        items = [i for i in items if i.duration > 0]
+        if not items:
+            return None
+        new = Schedule(items, 0.0)
+        new.epoch = at - new._starts[index % len(items)]
+        return new
+
+    def without(self, path: str, at: float) -> "Schedule | None":
+        """The schedule with every airing of ``path`` removed (a file that vanished or cannot be
+        opened), re-anchored so the programme after it starts at ``at``; None if nothing is left."""
+        slot = self.at(at)
+        keep = [i for i in self.items if i.path != path]
+        if not keep:
+            return None
+        # the first item after the removed one that is still there
+        nxt = next(((slot.index + k) % len(self.items) for k in range(1, len(self.items) + 1)
+                    if self.items[(slot.index + k) % len(self.items)].path != path))
+        index = sum(1 for i in self.items[:nxt] if i.path != path)
+        return self._reanchored(keep, index, at)
+
+    def shortened(self, index: int, duration: float, at: float) -> "Schedule":
+        """Item ``index`` really lasts ``duration`` (it ended early): the next item starts at ``at``."""
+        items = list(self.items)
+        old = items[index]
+        items[index] = ScheduleItem(old.path, max(0.5, duration), old.title, old.has_video, old.has_audio,
+                                    old.description, old.cover)
+        return self._reanchored(items, (index + 1) % len(items), at) or self
 
     def upcoming(self, t: float, horizon: float) -> list[Slot]:
         """Every airing that overlaps [t, t + horizon), in order (offset is t's offset, else 0)."""
