@@ -159,10 +159,14 @@ def test_a_new_process_and_a_short_spike_are_judged_on_a_window():
     progress(ch, clock, 1.0, 10)  # after the grace the window says 1.0x (FFmpeg's cumulative figure lags)
     assert abs(ch.windowed_speed(5) - 1.0) < 1e-6
     assert mon.evaluate(ch, clock.monotonic())[0] is HealthStatus.HEALTHY
-    # a spike with buffer in hand: degraded (a hot swap may follow), never unhealthy
+    # a spike with buffer in hand: the viewers miss nothing, so no healing into the error screen
     t = ch.pacer.pending[-1].time / CLOCK
     ch.pacer.push([packet(t + k / 30) for k in range(1, 30 * 8)])
     progress(ch, clock, 0.5, 6)
     assert ch.buffer_left() >= 1.5
     status, reasons, _ = mon.evaluate(ch, clock.monotonic())
-    assert status is HealthStatus.DEGRADED and "speed 0.50x" in reasons[0]
+    assert status is HealthStatus.HEALTHY, reasons
+    progress(ch, clock, 0.5, 20)  # the spike outlasts the buffer: now it is a failure
+    assert ch.buffer_left() < 1.5
+    status, reasons, _ = mon.evaluate(ch, clock.monotonic())
+    assert status is HealthStatus.UNHEALTHY and any("speed 0.50x" in r for r in reasons), reasons

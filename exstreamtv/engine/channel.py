@@ -735,7 +735,9 @@ class Channel:
         clean = rc == 0 and not mp.killed_by_us
         pacer.push(splicer.end_segment(clean))
         end_media = splicer.next_start()
-        media = ((end_media or 0) - (start_media or end_media or 0)) / CLOCK
+        if start_media is None:
+            start_media = splicer.segment_start  # the first segment of a run starts where its media does
+        media = ((end_media or 0) - (start_media if start_media is not None else end_media or 0)) / CLOCK
         self.stderr_tail = parser.tail_text()
         if plan.kind == "error_screen":
             self.error_screen_seconds += max(0.0, media)

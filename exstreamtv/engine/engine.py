@@ -139,6 +139,9 @@ class Engine:
         self.breakers[cc.number] = breaker
         ch = Channel(cc, self, breaker, self.config.streaming, self.config.ffmpeg, None, None)
         self.channels[cc.number] = ch
+        for warning in cc.warnings:
+            self.events.emit("config_warning", f"configuration: {warning} (skipped; the other entries play)",
+                             cc.number, level=logging.WARNING)
         for path, reason in problems:
             ch.report_media_problem(path, reason)
         infos: dict[str, MediaInfo] = {}
@@ -194,6 +197,8 @@ class Engine:
                         ch.report_media_problem(path, exc.reason)
                         scan.failed += 1
                     except SpawnRejected as exc:
+                        if self._stopping:
+                            return
                         ch.report_media_problem(path, f"could not be probed: {exc}")
                         scan.failed += 1
                     scan.done += 1
@@ -320,7 +325,7 @@ class Engine:
 
     def schedule_changed(self, channel: Channel, schedule: Schedule) -> None:
         if self.store is not None:
-            self.store.set_epoch(channel.number, schedule.epoch)
+            self.store.replace_epoch(channel.number, schedule.epoch)
 
     def correct_duration(self, path: str, duration: float) -> None:
         if self.probe is not None:

@@ -225,6 +225,7 @@ class Splicer:
         self.last_time = 0  # highest output time emitted
         self._seg = _Segment()
         self.segments = 0
+        self.segment_start: int | None = None
 
     # -- timeline
     def next_start(self) -> int | None:
@@ -236,6 +237,7 @@ class Splicer:
     def begin_segment(self) -> None:
         self._seg = _Segment()
         self.segments += 1
+        self.segment_start: int | None = None  # output time where this segment's media begins
 
     def _unwrap(self, pid: int, raw: int) -> int:
         ref = self._seg.unwrap_ref.get(pid)
@@ -316,6 +318,7 @@ class Splicer:
         start = self.next_start()
         seg.offset = 0 if start is None else start - first
         seg.cur_time = first + seg.offset  # PSI packets ahead of the first PES air with it
+        self.segment_start = seg.cur_time
 
     def _rewrite(self, p: bytearray) -> None:
         seg = self._seg

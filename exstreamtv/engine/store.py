@@ -79,6 +79,10 @@ class Store:
     def set_epoch(self, channel: int, epoch: float) -> None:
         self._put("INSERT OR IGNORE INTO epochs (channel, epoch) VALUES (?, ?)", (channel, epoch))
 
+    def replace_epoch(self, channel: int, epoch: float) -> None:
+        """The schedule was re-anchored at run time (a skipped or short file)."""
+        self._put("INSERT OR REPLACE INTO epochs (channel, epoch) VALUES (?, ?)", (channel, epoch))
+
     def set_meta(self, key: str, value: str) -> None:
         self._put("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 

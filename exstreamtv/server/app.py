@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..engine import hdhr
+from ..engine.channel import ChannelState
 from ..engine.engine import Engine, UnknownChannel
 from ..engine.guide import build_xmltv
 from .metrics import metrics_registry, render
@@ -119,6 +120,8 @@ def build_starlette(engine: Engine) -> Starlette:
         base = base_url(request, engine)
         lines = [f'#EXTM3U url-tvg="{base}/iptv/xmltv.xml" x-tvg-url="{base}/iptv/xmltv.xml"']
         for ch in sorted(engine.channels.values(), key=lambda c: c.number):
+            if ch.state is ChannelState.UNAVAILABLE:
+                continue  # nothing playable: a client would only get 503
             lines.append(f'#EXTINF:-1 tvg-id="{ch.number}" tvg-chno="{ch.number}" '
                          f'tvg-name="{m3u_escape(ch.name)}" tvg-logo="{base}/iptv/logos/{ch.number}.png" '
                          f'group-title="{m3u_escape(ch.cfg.group or "EXStreamTV")}",{m3u_escape(ch.name)}')
@@ -163,7 +166,7 @@ def build_starlette(engine: Engine) -> Starlette:
                         media_type="application/xml")
 
     async def channels(request: Request) -> Response:
-        return JSONResponse({"channels": engine.channels_snapshot()})
+        return JSONResponse({"channels": engine.channels_snapshot(), "scan": engine.scan.snapshot()})
 
     async def channel_detail(request: Request) -> Response:
         n = channel_number(request, engine)
