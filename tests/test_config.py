@@ -42,11 +42,12 @@ def test_bad_config_names_key_and_line(text, expected):
     assert expected in str(err.value)
 
 
-def test_missing_media_path_is_named_with_its_line(tmp_path):
+def test_missing_media_path_is_a_warning_named_with_its_line(tmp_path):
+    """One channel's missing file must not stop the server: it is reported and skipped."""
     text = "channels:\n  - number: 1\n    name: One\n    lineup:\n      - /nope/missing.mp4\n"
-    with pytest.raises(ConfigError) as err:
-        parse_config(text, "cfg.yaml", base_dir=tmp_path, env={})
-    assert "cfg.yaml:5: channels[0].lineup[0]: media path does not exist: /nope/missing.mp4" in str(err.value)
+    cfg = parse_config(text, "cfg.yaml", base_dir=tmp_path, env={})
+    assert cfg.channels[0].warnings == ["cfg.yaml:5: channels[0].lineup[0]: media path does not exist: "
+                                        "/nope/missing.mp4"]
 
 
 def test_duplicate_channel_number(tmp_path):
