@@ -141,3 +141,14 @@ def test_session_page_sorts_filters_and_slices():
     total, page = sm.page("ch", False, "", 295, 50)
     assert total == 300 and len(page) == 5
     assert sm.live_counts() == {1: 100, 2: 100, 3: 100}
+
+
+async def test_header_shows_the_background_media_probe():
+    snap = fake_snapshot(channels=2, sessions=1)
+    snap.scan = {"active": True, "total": 2000, "done": 500, "failed": 3, "rate_per_second": 20.0,
+                 "eta_seconds": 75.0}
+    app = ConsoleApp(control=FakeControl(snap), refresh_seconds=3600)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await pilot.pause(0.2)
+        line = str(app.query_one("#status-line").render())
+        assert "probing 500/2000" in line and "ETA 1:15" in line and "██░░░░░░" in line

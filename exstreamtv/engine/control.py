@@ -50,6 +50,7 @@ class EngineSnapshot:
     sessions_total: int | None = None  # live sessions matching the query (``sessions`` is one page of them)
     sessions_offset: int = 0
     loop: dict[str, Any] = field(default_factory=dict)  # event-loop lag (LoopLagMonitor.snapshot)
+    scan: dict[str, Any] = field(default_factory=dict)  # background media probe (ScanProgress.snapshot)
 
 
 class EngineControl(Protocol):
@@ -95,6 +96,7 @@ class LocalControl:
             sessions_total=total,
             sessions_offset=min(q.sessions_offset, total),
             loop=e.loop_lag.snapshot(),
+            scan=e.scan.snapshot(),
         )
 
     def restart(self, channel_id: int) -> CommandResult:

@@ -24,7 +24,7 @@ from textual.widgets import Footer, Input, Static
 
 from ..engine.config import Config
 from ..engine.control import EngineControl, EngineSnapshot, LocalControl, SnapshotQuery
-from .formatting import human_duration
+from .formatting import human_duration, progress_bar
 from .log_handler import ConsoleLogHandler
 from .screens import ConfirmScreen, ErrorScreenPreview, HelpScreen, ShutdownScreen
 from .table import VirtualTable
@@ -210,6 +210,14 @@ class ConsoleApp(App[int]):
                              f"ffmpeg {pool['running']}/{pool['capacity']}  ")
         if lag is not None:
             line.append(f"loop {lag:.0f} ms  ", style="bold red" if lag > 100 else ("yellow" if lag > 20 else ""))
+        scan = snap.scan or {}
+        if scan.get("active"):
+            total = max(1, scan["total"])
+            eta = scan.get("eta_seconds")
+            line.append(f"probing {scan['done']}/{scan['total']} ", style="cyan")
+            line.append(progress_bar(scan["done"] / total, 8), style="cyan")
+            line.append(f" {scan['rate_per_second']:.0f}/s" + (f" ETA {human_duration(eta)}" if eta else "") + "  ",
+                        style="cyan")
         if self.slowdown > 1:
             line.append(f"refresh every {self.refresh_seconds * self.slowdown:g}s (loop busy)  ", style="yellow")
         if self.panel_errors:
