@@ -107,8 +107,9 @@ class HealthMonitor:
         speed = ch.windowed_speed(cfg.speed_window_seconds)
         # a pipeline is judged by what the viewer is missing: FFmpeg blocked on our backpressure,
         # or slow while the buffer still covers it, is not a failure
+        # (the progress clock restarts with each process, so a new one has no_progress_seconds to begin)
         if (ch.progress_at is None or now_mono - ch.progress_at > cfg.no_progress_seconds) and low \
-                and not held_back and not young:
+                and not held_back:
             reasons.append(f"no FFmpeg progress for over {cfg.no_progress_seconds:g}s and "
                            f"{buffer_left:.1f}s of media left")
             status = HealthStatus.UNHEALTHY
