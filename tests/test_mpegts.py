@@ -4,7 +4,8 @@ import subprocess
 
 import pytest
 
-from exstreamtv.engine.mpegts import CLOCK, TS, ContinuityCounter, Splicer, scan_timeline
+from exstreamtv.engine.mpegts import CLOCK, TS, ContinuityCounter, scan_timeline
+from exstreamtv.engine.splicer import Splicer
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +73,7 @@ def test_keyframes_are_flagged_and_header_is_available(segments):
 
 
 def test_timestamps_wrap_at_33_bits(segments):
-    s = Splicer()
-    s._last = {0x100: ((1 << 33) - 90_000, 6000)}  # pretend we are one second before the wrap
+    s = Splicer(timeline_start=(1 << 33) - 90_000)  # one second before the wrap
     s.begin_segment()
     out = s.feed(segments[0]) + s.end_segment(True)
     blob = b"".join(bytes(p.data) for p in out)

@@ -24,6 +24,7 @@ class Chunk:
     data: bytes
     keyframe: bool
     media_time: float  # seconds on the channel timeline of the chunk's first packet
+    header: bytes = b""  # key chunks: PAT/PMT numbered to run into this chunk (what a viewer starting here gets)
 
 
 @dataclass
@@ -50,10 +51,13 @@ class Broadcaster:
         self._last_key_seq: int | None = None
 
     # -- producer side
-    def publish(self, data: bytes, keyframe: bool, media_time: float) -> None:
+    def publish(self, data: bytes, keyframe: bool, media_time: float, header: bytes | None = None) -> None:
+        """``header``: for a key chunk, the PAT/PMT a viewer starting at it needs first."""
         if not data or self.closed:
             return
-        chunk = Chunk(self.next_seq, data, keyframe, media_time)
+        if header is not None:
+            self.header = header
+        chunk = Chunk(self.next_seq, data, keyframe, media_time, self.header if keyframe else b"")
         self.next_seq += 1
         self._chunks.append(chunk)
         self._bytes += len(data)
@@ -138,7 +142,8 @@ class Broadcaster:
             return b""
         parts = []
         if cursor.needs_header:
-            parts.append(self.header)
+            first = self._chunks[cursor.seq - self.first_seq]
+            parts.append(first.header or self.header)  # the header numbered for where it starts
             cursor.needs_header = False
         size = 0
         idx = cursor.seq - self.first_seq

@@ -25,8 +25,9 @@ from .clock import Clock
 from .config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, StreamingConfig
 from .events import EventLog
 from .ffmpeg_command import FileSource, OutputProfile, program_command
-from .mpegts import CLOCK, Splicer
+from .mpegts import CLOCK
 from .pacer import Pacer
+from .splicer import Splicer
 from .process_pool import ManagedProcess, ProcessPoolManager, SpawnRejected
 from .progress import ProgressParser, ProgressSample
 from .restart_guard import RestartDecision
@@ -82,6 +83,7 @@ class SegmentOutcome:
     returncode: int | None
     start_media: int | None = None  # splicer time where its output began
     media_error: str | None = None  # the file itself cannot be played (not a pipeline failure)
+    segment: int | None = None  # the splicer segment it was (what to drop when it failed)
 
 
 # What FFmpeg says when the *input* is the problem (missing, unreadable, not media, no such stream).
@@ -254,7 +256,7 @@ class Channel:
 
     def start(self) -> None:
         self.broadcaster = Broadcaster(max_seconds=self.streaming.viewer_buffer_seconds)
-        self.splicer = Splicer()
+        self.splicer = Splicer(self.streaming.timeline_start_ticks)
         self.pacer = Pacer(self.host.clock, self.broadcaster, self.streaming.lead_seconds)
         self.pacer.header_source = self.splicer.header
         self.started_at = self.host.clock.monotonic()
@@ -406,13 +408,13 @@ class Channel:
         self._reschedule(self.schedule.shortened(plan.slot.index, real_duration, self._air_time()),
                          f"{item.title} ended {item.duration - real_duration:.1f}s early")
 
-    def _cut_to_air(self, from_time: int | None = None) -> None:
+    def _cut_to_air(self, from_segment: int | None = None) -> None:
         """Drop encoded-but-unsent media so what comes next airs at once (failure, slate, return).
 
-        ``from_time``: only media from there on (a failed segment's own output)."""
+        ``from_segment``: only that splicer segment's output (a failed segment's own)."""
         assert self.pacer is not None and self.splicer is not None
-        if self.pacer.truncate(from_time):
-            self.splicer.rebase(self.pacer.kept_last())
+        if self.pacer.truncate(from_segment):
+            self.splicer.rebase(self.pacer.kept_ends())
 
     # ------------------------------------------------------------ standby (hot swap, recovery)
     def _begin_standby(self, plan: SegmentPlan) -> "Standby":
@@ -455,7 +457,7 @@ class Channel:
                     await self._recover("spawn rejected: " + self.last_error)
                     continue
                 if outcome.media_error is not None:
-                    self._cut_to_air(outcome.start_media)  # only its own output, never the tail on air
+                    self._cut_to_air(outcome.segment)  # only its own output, never the tail on air
                     self.skip_programme(plan, outcome.media_error)
                     continue
                 if outcome.ok:
@@ -469,7 +471,7 @@ class Channel:
                     self._restart_requested = False
                     continue
                 await self._failed(outcome.reason)
-                await self._recover(outcome.reason, outcome.start_media)
+                await self._recover(outcome.reason, outcome.segment)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -505,16 +507,16 @@ class Channel:
         self.host.events.emit("pipeline_failed", f"channel {self.number}: {reason}", self.number,
                               level=logging.WARNING, reason=reason)
 
-    async def _recover(self, reason: str, failed_from: int | None = None) -> None:
+    async def _recover(self, reason: str, failed_segment: int | None = None) -> None:
         """After a failure: error screen at once (when enabled) while ``request_channel_restart`` is
         asked until it accepts; the restarted program replaces the error screen at its first keyframe.
 
-        ``failed_from``: where the failed process's output began; only that is dropped, so what
+        ``failed_segment``: the failed process's splicer segment; only that is dropped, so what
         was already on its way (the end of the previous programme) still airs."""
         self._set_state(ChannelState.RECOVERING)
         fallback = self.host.auto_heal.use_error_screen_fallback
         if fallback:
-            self._cut_to_air(failed_from)
+            self._cut_to_air(failed_segment)
         self._restart_requested = False
         while not self._halted():
             if self.schedule is None:
@@ -675,6 +677,7 @@ class Channel:
         self.segment_started_at = clock.monotonic()
         stderr_task = asyncio.get_running_loop().create_task(self._read_progress(mp, parser))
         splicer.begin_segment()
+        segment = splicer.segments
         start_media = splicer.next_start()
         got_output = False
         reason = ""
@@ -712,6 +715,7 @@ class Channel:
                     timeout = stall
                     self._on_first_output(plan, start_media)
                 pacer.push(splicer.feed(data))
+                pacer.video_pid = splicer.video_pid
                 await asyncio.sleep(0)  # let the pacer and viewers run between reads
                 # backpressure: read on only when little is waiting (FFmpeg then blocks on the pipe)
                 while pacer.ahead_seconds() >= self.streaming.readahead_seconds and not mp.killed_by_us \
@@ -742,13 +746,13 @@ class Channel:
         if plan.kind == "error_screen":
             self.error_screen_seconds += max(0.0, media)
         if clean:
-            return SegmentOutcome(True, False, "ended", media, rc, start_media)
+            return SegmentOutcome(True, False, "ended", media, rc, start_media, segment=segment)
         if mp.killed_by_us and not reason and not mp.kill_is_failure:
-            return SegmentOutcome(False, True, mp.kill_reason or "stopped", media, rc, start_media)
+            return SegmentOutcome(False, True, mp.kill_reason or "stopped", media, rc, start_media, segment=segment)
         if plan.kind == "program" and not got_output and not mp.killed_by_us:
             bad_input = media_error_in(self.stderr_tail)
             if bad_input is not None:
-                return SegmentOutcome(False, False, bad_input, 0.0, rc, start_media, media_error=bad_input)
+                return SegmentOutcome(False, False, bad_input, 0.0, rc, start_media, media_error=bad_input, segment=segment)
         if mp.kill_is_failure and not reason:
             reason = mp.kill_reason or "killed as unhealthy"
         if not reason:
@@ -758,8 +762,8 @@ class Channel:
                 reason += f": {detail[-200:]}"
         if plan.kind == "error_screen":
             log.warning("channel %s error screen failed: %s", self.number, reason)
-            return SegmentOutcome(False, True, reason, media, rc, start_media)
-        return SegmentOutcome(False, False, reason, media, rc, start_media)
+            return SegmentOutcome(False, True, reason, media, rc, start_media, segment=segment)
+        return SegmentOutcome(False, False, reason, media, rc, start_media, segment=segment)
 
     def _on_first_output(self, plan: SegmentPlan, media_start: int | None) -> None:
         assert self.pacer is not None

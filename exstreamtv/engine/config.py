@@ -72,6 +72,12 @@ class StreamingConfig:
     readahead_seconds: float = _spec(3.0, minimum=0.5, doc="how far ahead of release FFmpeg may encode")
     viewer_buffer_seconds: float = _spec(10.0, minimum=1, doc="how far a viewer may fall behind before it skips ahead")
     socket_send_buffer_bytes: int = _spec(524288, minimum=0, doc="kernel send buffer per viewer socket; 0 = OS default")
+    timeline_start_seconds: float = _spec(-1.0, minimum=-1.0, doc="where each channel's PTS/PCR timeline starts "
+                                          "(the 33-bit clock wraps at 95443.7 s); -1 = where FFmpeg starts")
+
+    @property
+    def timeline_start_ticks(self) -> int | None:
+        return None if self.timeline_start_seconds < 0 else round(self.timeline_start_seconds * 90_000)
 
 
 @dataclass

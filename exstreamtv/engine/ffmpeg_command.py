@@ -112,7 +112,9 @@ def _encode(profile: OutputProfile, duration: float | None, skip: float = 0.0) -
         args += ["-ss", _fmt(skip)]  # output seek: decoded, then dropped (exact, for both streams)
     if duration is not None:
         args += ["-t", _fmt(duration)]
-    args += ["-f", "mpegts", "pipe:1"]
+    # one AAC frame per PES: a crash loses at most the frame being written, and the splicer can
+    # join sound at any frame (FFmpeg packs ~8 frames, 0.17 s, into a PES by default)
+    args += ["-pes_payload_size", "0", "-f", "mpegts", "pipe:1"]
     return args
 
 

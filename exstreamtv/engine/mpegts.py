@@ -1,14 +1,8 @@
-"""MPEG-TS splicing: many FFmpeg outputs become one continuous transport stream.
+"""MPEG-TS primitives: packet and PES headers, timestamps, continuity counters, analysis.
 
-Why we splice here instead of a long-lived remux FFmpeg or ``-output_ts_offset``: each
-program, error screen or restarted pipeline is its own FFmpeg process whose output
-starts at its own timestamps. The splicer rewrites every segment onto one timeline
-(PTS/DTS/PCR shifted so the new segment starts right after the last frame sent),
-renumbers continuity counters per PID, and releases a PES only once it is complete, so a
-process killed mid-frame never sends a torn frame. Because the engine knows exactly
-what it sent, any source can take over at any moment (a crash, an error screen, a hot
-swap at a keyframe) and viewers see one stream whose timestamps only go forward. The
-cost is a few microseconds of Python per 188-byte packet, per channel, not per viewer.
+The splicer (``splicer.py``) builds on these to join FFmpeg outputs into one stream; the
+analysis at the end (``scan_timeline``, ``continuity_report``) reads a capture back the way
+a player would, for tests, benches and health.
 """
 
 from __future__ import annotations
@@ -23,11 +17,11 @@ CLOCK = 90_000
 VIDEO_STREAM_TYPES = {0x01, 0x02, 0x1B, 0x24, 0x10}
 
 
-def _read_ts(b: bytes | bytearray, i: int) -> int:
+def read_ts(b: bytes | bytearray, i: int) -> int:
     return (((b[i] >> 1) & 0x07) << 30) | (b[i + 1] << 22) | ((b[i + 2] >> 1) << 15) | (b[i + 3] << 7) | (b[i + 4] >> 1)
 
 
-def _write_ts(b: bytearray, i: int, value: int) -> None:
+def write_ts(b: bytearray, i: int, value: int) -> None:
     value %= PTS_MOD
     prefix = b[i] & 0xF0
     b[i] = prefix | (((value >> 30) & 0x07) << 1) | 1
@@ -37,11 +31,11 @@ def _write_ts(b: bytearray, i: int, value: int) -> None:
     b[i + 4] = ((value & 0x7F) << 1) | 1
 
 
-def _read_pcr(b: bytes | bytearray, i: int) -> int:
+def read_pcr(b: bytes | bytearray, i: int) -> int:
     return (b[i] << 25) | (b[i + 1] << 17) | (b[i + 2] << 9) | (b[i + 3] << 1) | (b[i + 4] >> 7)
 
 
-def _write_pcr_base(b: bytearray, i: int, value: int) -> None:
+def write_pcr_base(b: bytearray, i: int, value: int) -> None:
     value %= PTS_MOD
     b[i] = (value >> 25) & 0xFF
     b[i + 1] = (value >> 17) & 0xFF
@@ -90,10 +84,10 @@ def pes_timestamps(p: bytes | bytearray, start: int) -> tuple[int | None, int | 
     pts_at = dts_at = -1
     if flags & 0x02:
         pts_at = start + 9
-        pts = _read_ts(p, pts_at)
+        pts = read_ts(p, pts_at)
         if flags == 0x03 and start + 19 <= TS:
             dts_at = start + 14
-            dts = _read_ts(p, dts_at)
+            dts = read_ts(p, dts_at)
     return pts, dts, pts_at, dts_at
 
 
@@ -144,6 +138,11 @@ class OutPacket:
     keyframe: bool  # first packet of a video keyframe
     pid: int = 0
     pes_start: bool = False  # first packet of an elementary-stream PES
+    pts: int = -1  # (PES start) output presentation time
+    dur: int = 0  # (PES start) how long its frames play, 90 kHz
+    frame: int = 0  # (PES start) the length of one of its frames (audio PES may hold several)
+    segment: int = 0  # which splicer segment it came from
+    clean: bool = True  # cutting the stream just before this packet leaves no picture waiting for cut frames
 
 
 class ContinuityCounter:
@@ -173,252 +172,61 @@ class ContinuityCounter:
         return bytes(out)
 
 
-def track_pes(last: dict[int, tuple[int, int]], pid: int, time: int) -> None:
-    """Remember a stream's latest PES time and the interval between its PES (its frame length)."""
-    prev = last.get(pid)
-    interval = prev[1] if prev else 0
-    if prev and time > prev[0]:
-        interval = time - prev[0]
-    last[pid] = (max(time, prev[0]) if prev else time, interval)
-
-
 @dataclass(slots=True)
-class _Pes:
-    complete: bool = False
-    time: int = 0
+class StreamEnd:
+    """Where a stream's emitted media ends: last decode time, end of presentation, frame length."""
+
+    dts: int
+    end: int
+    dur: int  # one frame
+    video: bool = False
 
 
-@dataclass(slots=True)
-class _Queued:
-    data: bytearray
-    time: int
-    keyframe: bool
-    pes: _Pes | None
+def track_end(ends: dict[int, StreamEnd], pkt: OutPacket, video: bool) -> None:
+    """Account the PES that ``pkt`` starts in its stream's end."""
+    e = ends.get(pkt.pid)
+    pts = pkt.pts if pkt.pts >= 0 else pkt.time
+    if e is None:
+        ends[pkt.pid] = StreamEnd(pkt.time, pts + pkt.dur, pkt.frame, video)
+        return
+    if pkt.time > e.dts:
+        e.dts = pkt.time
+    if pts + pkt.dur > e.end:
+        e.end = pts + pkt.dur
+    if pkt.frame > 0:
+        e.dur = pkt.frame
 
 
-@dataclass
-class _Segment:
-    rest: bytes = b""
-    offset: int | None = None
-    prebuffer: list[bytearray] = field(default_factory=list)
-    first_ts: dict[int, int] = field(default_factory=dict)  # raw first DTS per PID
-    unwrap_ref: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (raw, unwrapped)
-    open_pes: dict[int, _Pes] = field(default_factory=dict)
-    queue: list[_Queued] = field(default_factory=list)
-    cur_time: int | None = None  # output time of the latest packet (PSI packets inherit it)
-    bytes_in: int = 0
-    sync_losses: int = 0
-
-
-class Splicer:
-    """Rewrites a sequence of TS segments onto one continuous timeline (see module doc)."""
-
-    MAX_PREBUFFER = 3000  # packets to wait for the first timestamp of every stream
-
-    def __init__(self) -> None:
-        self.pmt_pid: int | None = None
-        self.es_pids: set[int] = set()
-        self.video_pid: int | None = None
-        self.pat: bytes | None = None
-        self.pmt: bytes | None = None
-        self._last: dict[int, tuple[int, int]] = {}  # pid -> (last emitted unwrapped ts, interval)
-        self.last_time = 0  # highest output time emitted
-        self._seg = _Segment()
-        self.segments = 0
-        self.segment_start: int | None = None
-
-    # -- timeline
-    def next_start(self) -> int | None:
-        """Where the next segment's first frame goes: right after the latest emitted frame."""
-        if not self._last:
-            return None
-        return max(t + max(iv, 1) for t, iv in self._last.values())
-
-    def begin_segment(self) -> None:
-        self._seg = _Segment()
-        self.segments += 1
-        self.segment_start: int | None = None  # output time where this segment's media begins
-
-    def _unwrap(self, pid: int, raw: int) -> int:
-        ref = self._seg.unwrap_ref.get(pid)
-        if ref is None:
-            u = raw
+def pes_packets(pid: int, pts: int, payload: bytes, stream_id: int = 0xC0) -> list[bytearray]:
+    """One PES (PTS only) in TS packets, the last padded with adaptation-field stuffing.
+    Continuity counters are left 0 for the pacer to number."""
+    header = bytes([0, 0, 1, stream_id]) + (len(payload) + 8).to_bytes(2, "big") + bytes([0x80, 0x80, 5])
+    ts = bytearray(5)
+    ts[0] = 0x20
+    write_ts(ts, 0, pts)
+    data = header + bytes(ts) + payload
+    out = []
+    i = 0
+    while i < len(data):
+        chunk = data[i:i + 184]
+        p = bytearray(4)
+        p[0] = SYNC
+        p[1] = (0x40 if i == 0 else 0) | ((pid >> 8) & 0x1F)
+        p[2] = pid & 0xFF
+        if len(chunk) < 184:
+            stuff = 184 - len(chunk)
+            p[3] = 0x30
+            af = bytearray([stuff - 1])
+            if stuff > 1:
+                af.append(0)
+                af += b"\xff" * (stuff - 2)
+            p += af
         else:
-            d = (raw - ref[0]) % PTS_MOD
-            if d >= HALF:
-                d -= PTS_MOD
-            u = ref[1] + d
-        self._seg.unwrap_ref[pid] = (raw, u)
-        return u
-
-    # -- input
-    def feed(self, data: bytes) -> list[OutPacket]:
-        seg = self._seg
-        seg.bytes_in += len(data)
-        buf = seg.rest + data if seg.rest else data
-        n = len(buf)
-        i = 0
-        out: list[OutPacket] = []
-        while i + TS <= n:
-            if buf[i] != SYNC:
-                j = buf.find(bytes([SYNC]), i + 1)
-                seg.sync_losses += 1
-                if j < 0:
-                    i = n
-                    break
-                i = j
-                continue
-            self._packet(bytearray(buf[i:i + TS]), out)
-            i += TS
-        seg.rest = bytes(buf[i:]) if i < n else b""
-        return out
-
-    def _packet(self, p: bytearray, out: list[OutPacket]) -> None:
-        seg = self._seg
-        info = parse_header(p)
-        if info.pid == 0 and info.has_payload:
-            pmt = parse_pat(p, info)
-            if pmt is not None:
-                self.pmt_pid = pmt
-        elif info.pid == self.pmt_pid and info.has_payload and info.pusi:
-            streams = parse_pmt(p, info)
-            if streams:
-                self.es_pids = {pid for _, pid in streams}
-                vids = [pid for st, pid in streams if st in VIDEO_STREAM_TYPES]
-                self.video_pid = vids[0] if vids else None
-        if seg.offset is None:
-            if info.pusi and info.pid in self.es_pids and info.pid not in seg.first_ts:
-                pts, dts, _, _ = pes_timestamps(p, info.payload_start)
-                ts = dts if dts is not None else pts
-                if ts is not None:
-                    seg.first_ts[info.pid] = ts
-            seg.prebuffer.append(p)
-            if (self.es_pids and self.es_pids <= seg.first_ts.keys()) or len(seg.prebuffer) >= self.MAX_PREBUFFER:
-                self._fix_offset()
-                pending, seg.prebuffer = seg.prebuffer, []
-                for q in pending:
-                    self._rewrite(q)
-                self._drain(out)
-            return
-        self._rewrite(p)
-        self._drain(out)
-
-    def _fix_offset(self) -> None:
-        seg = self._seg
-        if not seg.first_ts:
-            seg.offset = 0
-            return
-        first = min(seg.first_ts.values())
-        # seed unwrapping with the raw first values so later timestamps unwrap near them
-        for pid, ts in seg.first_ts.items():
-            d = (ts - first) % PTS_MOD
-            if d >= HALF:
-                d -= PTS_MOD
-            seg.unwrap_ref[pid] = (ts, first + d)
-        start = self.next_start()
-        seg.offset = 0 if start is None else start - first
-        seg.cur_time = first + seg.offset  # PSI packets ahead of the first PES air with it
-        self.segment_start = seg.cur_time
-
-    def _rewrite(self, p: bytearray) -> None:
-        seg = self._seg
-        info = parse_header(p)
-        pid = info.pid
-        offset = seg.offset or 0
-        if info.pcr_at >= 0:
-            raw = _read_pcr(p, info.pcr_at)
-            ref = seg.unwrap_ref.get(-1)
-            u = self._unwrap(-1, raw) if ref is not None else raw
-            if ref is None:
-                seg.unwrap_ref[-1] = (raw, raw)
-            _write_pcr_base(p, info.pcr_at, u + offset)
-        keyframe = False
-        pes: _Pes | None = None
-        time = seg.cur_time if seg.cur_time is not None else self.last_time
-        if pid in self.es_pids and info.has_payload:
-            if info.pusi:
-                prev = seg.open_pes.get(pid)
-                if prev is not None:
-                    prev.complete = True
-                pes = seg.open_pes[pid] = _Pes()
-                pts, dts, pts_at, dts_at = pes_timestamps(p, info.payload_start)
-                if pts is not None:
-                    upts = self._unwrap(pid, pts) if dts is None else None
-                    if dts is not None:
-                        udts = self._unwrap(pid, dts)
-                        d = (pts - dts) % PTS_MOD
-                        upts = udts + (d - PTS_MOD if d >= HALF else d)
-                        _write_ts(p, dts_at, udts + offset)
-                        time = udts + offset
-                    else:
-                        time = upts + offset  # type: ignore[operator]
-                    _write_ts(p, pts_at, upts + offset)  # type: ignore[operator]
-                keyframe = pid == self.video_pid and info.rai
-            else:
-                pes = seg.open_pes.get(pid)
-                if pes is None:  # continuation of a PES whose start we never saw: drop it
-                    return
-                time = pes.time
-            if info.pusi:
-                pes.time = time
-        seg.cur_time = time
-        seg.queue.append(_Queued(p, time, keyframe, pes))
-
-    def _drain(self, out: list[OutPacket]) -> None:
-        q = self._seg.queue
-        k = 0
-        while k < len(q) and (q[k].pes is None or q[k].pes.complete):
-            self._emit(q[k], out)
-            k += 1
-        if k:
-            del q[:k]
-
-    def _emit(self, item: _Queued, out: list[OutPacket]) -> None:
-        if item.time > self.last_time:
-            self.last_time = item.time
-        p = item.data
-        info = parse_header(p)
-        pid = info.pid
-        if pid == 0:
-            self.pat = bytes(p)
-        elif pid == self.pmt_pid and info.pusi:
-            self.pmt = bytes(p)
-        pes_start = info.pusi and pid in self.es_pids
-        if pes_start:
-            track_pes(self._last, pid, item.time)
-        out.append(OutPacket(p, item.time, item.keyframe, pid, pes_start))
-
-    def rebase(self, last: dict[int, tuple[int, int]]) -> None:
-        """Continue after what was really sent (unsent packets were dropped by the pacer)."""
-        if last:
-            self._last = dict(last)
-            self.last_time = max(t for t, _ in last.values())
-
-    def end_segment(self, clean: bool) -> list[OutPacket]:
-        """Flush a finished segment. A clean end sends everything; after a crash, torn PES are dropped."""
-        seg = self._seg
-        out: list[OutPacket] = []
-        if seg.offset is None and seg.prebuffer:
-            if clean:
-                self._fix_offset()
-                pending, seg.prebuffer = seg.prebuffer, []
-                for q in pending:
-                    self._rewrite(q)
-            else:
-                seg.prebuffer = []
-        if clean:
-            for pes in seg.open_pes.values():
-                pes.complete = True
-        for item in seg.queue:
-            if item.pes is None or item.pes.complete:
-                self._emit(item, out)
-        seg.queue = []
-        seg.open_pes = {}
-        return out
-
-    def header(self) -> bytes:
-        """PAT + PMT for a viewer that joins mid-stream."""
-        return (self.pat or b"") + (self.pmt or b"")
+            p[3] = 0x10
+        p += chunk
+        out.append(p)
+        i += 184
+    return out
 
 
 # ---------------------------------------------------------------- analysis (tests, bench, health)

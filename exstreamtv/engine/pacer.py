@@ -15,7 +15,7 @@ from typing import Callable
 
 from .broadcaster import Broadcaster
 from .clock import Clock
-from .mpegts import CLOCK, ContinuityCounter, OutPacket, track_pes
+from .mpegts import CLOCK, ContinuityCounter, OutPacket, StreamEnd, track_end
 
 
 class Pacer:
@@ -32,7 +32,8 @@ class Pacer:
         self.released_bytes = 0
         self.reanchors = 0
         self.cc = ContinuityCounter()
-        self.released_last: dict[int, tuple[int, int]] = {}  # per stream: last PES time sent, interval
+        self.released_ends: dict[int, StreamEnd] = {}  # per stream: where what was sent ends
+        self.video_pid: int | None = None
         self.header_source: Callable[[], bytes] | None = None
         self.dropped_packets = 0
         self._data = asyncio.Event()
@@ -98,67 +99,70 @@ class Pacer:
             pos = float(first)
         allowed = pos + self.lead * CLOCK
         parts: list[bytes] = []
+        chunk_header: bytes | None = None
         chunk_key = False
         chunk_time = 0
         pending = self.pending
         b = self.broadcaster
         stamp = self.cc.stamp
-        last = self.released_last
+        ends = self.released_ends
+        vid = self.video_pid
         while pending and pending[0].time <= allowed:
             pkt = pending.popleft()
             if pkt.keyframe and parts:
-                self._publish(b, parts, chunk_key, chunk_time)
+                self._publish(b, parts, chunk_key, chunk_time, chunk_header)
                 parts = []
+                chunk_header = None
             if not parts:
                 chunk_key = pkt.keyframe
                 chunk_time = pkt.time
                 if chunk_key and self.header_source is not None:
                     # PAT/PMT for viewers who join here, numbered to run into this chunk's own
-                    b.header = self.cc.stamp_as_last(self.header_source())
+                    chunk_header = self.cc.stamp_as_last(self.header_source())
             stamp(pkt.data)
             if pkt.pes_start:
-                track_pes(last, pkt.pid, pkt.time)
+                track_end(ends, pkt, pkt.pid == vid)
             parts.append(pkt.data)
             self.released_time = pkt.time
         if parts:
-            self._publish(b, parts, chunk_key, chunk_time)
+            self._publish(b, parts, chunk_key, chunk_time, chunk_header)
         self._space.set()
         if not pending:
             return self.tick
         return min(self.tick, max(0.005, (pending[0].time - allowed) / CLOCK))
 
-    def truncate(self, from_time: int | None = None) -> int:
+    def truncate(self, from_segment: int | None = None) -> int:
         """Drop what is not yet released (a failure or a switch): what comes next airs at once.
 
-        ``from_time``: drop only media at or after it (the failed segment's own output), so a
-        failure of the next programme never cuts the tail of the one on air. Packets of one PES
-        share one time and are released together, so the cut never tears a frame; the splicer
-        must then ``rebase(kept_last())``.
+        ``from_segment``: drop only that splicer segment's output and later (a failed segment's
+        own), so a failure of the next programme never cuts the tail of the one on air. The cut
+        is at the first clean point still pending: when part of a group of pictures is already
+        out, the rest of it (B-frames presented before a released P-frame) still goes, so no
+        picture waits for frames that were cut away. The splicer must then ``rebase(kept_ends())``.
         """
         pending = self.pending
         n = len(pending)
-        if from_time is None:
-            pending.clear()
-        else:
-            while pending and pending[-1].time >= from_time:
-                pending.pop()
+        first = from_segment if from_segment is not None else -1
+        cut = next((i for i, p in enumerate(pending) if p.segment >= first and p.clean), n)
+        while len(pending) > cut:
+            pending.pop()
         dropped = n - len(pending)
         self.dropped_packets += dropped
         self._space.set()
         return dropped
 
-    def kept_last(self) -> dict[int, tuple[int, int]]:
-        """Per stream, the last PES time (and spacing) of what was released or is still pending."""
-        last = dict(self.released_last)
+    def kept_ends(self) -> dict[int, StreamEnd]:
+        """Per stream, where what was released or is still pending ends."""
+        ends = {pid: StreamEnd(e.dts, e.end, e.dur, e.video) for pid, e in self.released_ends.items()}
         for pkt in self.pending:
             if pkt.pes_start:
-                track_pes(last, pkt.pid, pkt.time)
-        return last
+                track_end(ends, pkt, pkt.pid == self.video_pid)
+        return ends
 
-    def _publish(self, b: Broadcaster, parts: list[bytes], key: bool, time: int) -> None:
+    def _publish(self, b: Broadcaster, parts: list[bytes], key: bool, time: int, header: bytes | None) -> None:
         data = b"".join(parts)
         self.released_bytes += len(data)
-        b.publish(data, key, time / CLOCK)
+        b.publish(data, key, time / CLOCK, header)
 
     async def run(self) -> None:
         while not self._closed:
