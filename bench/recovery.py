@@ -116,7 +116,8 @@ async def run(args: argparse.Namespace) -> None:
             to_error.append(first_e - t_kill)
             if back is not None:
                 to_back.append(back - t_kill)
-        print(f"{len(kills)} kills; capture {len(data) / 1e6:.1f} MB, decoded cleanly: {clean}")
+        print(f"{len(kills)} kills; capture {len(data) / 1e6:.1f} MB, decoded cleanly: {clean}; "
+              f"{len(frames)} frames ({sum(1 for _, k in frames if k == 'E')} error screen), {len(timed)} timed")
         if to_error:
             print(f"kill -> first error-screen frame arrives at the viewer: median {statistics.median(to_error):.2f} s, "
                   f"max {max(to_error):.2f} s ({len(to_error)} kills seen)")

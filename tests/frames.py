@@ -9,7 +9,8 @@ from pathlib import Path
 
 def classify_frames(ffmpeg: str, capture: Path) -> list[tuple[float, str]]:
     """(pts seconds, 'E' for a mostly magenta frame, else 'P') for every decoded video frame."""
-    out = subprocess.run([ffmpeg, "-v", "info", "-i", str(capture), "-vf", "showinfo,scale=16:9", "-f", "rawvideo",
+    out = subprocess.run([ffmpeg, "-v", "info", "-copyts", "-i", str(capture), "-vf", "showinfo,scale=16:9",
+                          "-f", "rawvideo",
                           "-pix_fmt", "rgb24", "-"], capture_output=True, timeout=300)
     pts = [float(m) for m in re.findall(rb"pts_time:([0-9.]+)", out.stderr)]
     size = 16 * 9 * 3

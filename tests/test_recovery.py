@@ -11,6 +11,7 @@ from exstreamtv.engine.mpegts import scan_timeline
 
 from .conftest import channel, decode, flaky_ffmpeg, small_config
 from .frames import classify_frames
+from .test_continuity import assert_seamless
 from .test_stability import Reader, wait_for
 
 MAGENTA = """
@@ -58,6 +59,7 @@ async def test_sigkill_while_two_watch_error_screen_then_programme(server, media
         assert tl.backwards == 0 and tl.cc_errors == 0
         assert tl.max_video_gap <= 1.0, tl.max_video_gap
         assert runs(frame_kinds(ffmpeg, data, tmp_path, f"k{i}.ts")) == "PEP"
+        assert_seamless(data)  # sound, pictures, PCR and counters run through both splices
     assert r.engine.events.count("pipeline_failed") == 1
 
 
@@ -113,6 +115,7 @@ async def test_hot_swap_shows_no_error_screen_and_no_gap(server, media, ffmpeg, 
     rc, err, _ = decode(ffmpeg, data, tmp_path)
     assert rc == 0 and err.strip() == "", err
     assert "E" not in frame_kinds(ffmpeg, data, tmp_path)
+    assert_seamless(data)
     tl = scan_timeline(data)
     assert tl.backwards == 0 and tl.cc_errors == 0 and tl.max_video_gap <= 1.0
 
@@ -139,6 +142,7 @@ async def test_operator_slate_via_api_then_programme(server, media, ffmpeg, tmp_
     assert runs(frame_kinds(ffmpeg, data, tmp_path)) == "PEP"
     tl = scan_timeline(data)
     assert tl.backwards == 0 and tl.max_video_gap <= 1.0
+    assert_seamless(data)
     for key in ("channel_id", "status", "current_fps", "current_speed", "current_bitrate_kbps", "dropped_frames",
                 "sessions_active", "breaker_state", "restarts", "last_error", "uptime_seconds", "history"):
         assert key in health

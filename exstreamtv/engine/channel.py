@@ -623,9 +623,12 @@ class Channel:
             clock = self.host.clock
             self._error_screen_since = None
 
+            # what follows airs after what was already sent (``lead`` seconds ahead of the screen)
+            on_screen = max(0.0, minimum - self.streaming.lead_seconds)
+
             def stop_when() -> bool:
                 shown = self._error_screen_since is not None and \
-                    clock.monotonic() - self._error_screen_since >= minimum
+                    clock.monotonic() - self._error_screen_since >= on_screen
                 return until.done.is_set() and (shown or not until.ready.is_set())
         plan = SegmentPlan("error_screen", None, argv, params.get("title") or "Technical difficulties")
         self._set_state(ChannelState.ERROR_SCREEN)
