@@ -105,6 +105,7 @@ def test_device_id_and_ssdp():
 async def test_hdhomerun_endpoints_and_guide_from_the_running_server(server, media, tmp_path, xmltv_dtd):
     cfg = small_config([channel(1, "One", media["long"], group="News"), channel(2, "Two & Co", media["a"], media["b"]),
                         channel(3, "Three", media["long"])], "hdhr:\n  tuner_count: 2\n")
+    cfg.server.allowed_hosts = ["tv.local"]
     r = await server(cfg)
     async with r.client() as c:
         d = (await c.get("/discover.json", headers={"Host": "tv.local:8411"})).json()

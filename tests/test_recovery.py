@@ -105,7 +105,7 @@ async def test_hot_swap_shows_no_error_screen_and_no_gap(server, media, ffmpeg, 
         await wait_for(lambda: ch.current is not None and reader.bytes > 50_000, 15, "viewer")
         await asyncio.sleep(1.0)
         old = ch.current.pid
-        resp = await c.post("/api/channels/1/restart")
+        resp = await c.post("/api/channels/1/restart", json={})
         assert resp.status_code == 202
         await wait_for(lambda: ch.current is not None and ch.current.pid != old, 15, "swap")
         await asyncio.sleep(2.5)
@@ -128,7 +128,7 @@ async def test_operator_slate_via_api_then_programme(server, media, ffmpeg, tmp_
         await wait_for(lambda: ch.current is not None and reader.bytes > 50_000, 15, "viewer")
         bad = await c.post("/api/channels/1/error-screen", json={"seconds": 2, "visual_mode": "sparkles"})
         assert bad.status_code == 400 and "sparkles" in bad.json()["error"]
-        bad = await c.post("/api/channels/1/error-screen", content=b"{nope")
+        bad = await c.post("/api/channels/1/error-screen", content=b"{nope", headers={"Content-Type": "application/json"})
         assert bad.status_code == 400 and bad.json()["error"] == "Malformed JSON body"
         resp = await c.post("/api/channels/1/error-screen", json={"seconds": 2, "title": "Maintenance: 5 min"})
         assert resp.status_code == 202

@@ -27,8 +27,8 @@ async def test_metrics_parse_and_match_the_api(server, media):
     async with r.client() as c:
         reader = Reader(c, "/stream/channels/1.ts")
         await wait_for(lambda: reader.bytes > 50_000, 15, "viewer")
-        await c.post("/api/channels/1/restart")
-        await c.post("/api/channels/1/restart")  # refused: cooldown
+        await c.post("/api/channels/1/restart", json={})
+        await c.post("/api/channels/1/restart", json={})  # refused: cooldown
         await asyncio.sleep(1.2)
         text = (await c.get("/metrics")).text
         pool = (await c.get("/api/pool")).json()
@@ -54,11 +54,11 @@ async def test_control_endpoints_need_a_token_when_set(server, media):
     cfg.server.api_token = "s3cret-token"
     r = await server(cfg)
     async with r.client() as c:
-        assert (await c.post("/api/channels/1/restart")).status_code == 401
-        bad = await c.post("/api/channels/1/restart", headers={"Authorization": "Bearer wrong"})
+        assert (await c.post("/api/channels/1/restart", json={})).status_code == 401
+        bad = await c.post("/api/channels/1/restart", json={}, headers={"Authorization": "Bearer wrong"})
         assert bad.status_code == 401 and "Bearer" in bad.json()["detail"]
         assert (await c.delete("/api/ai/sessions/x")).status_code == 401
-        ok = await c.post("/api/channels/1/restart", headers={"Authorization": "Bearer s3cret-token"})
+        ok = await c.post("/api/channels/1/restart", json={}, headers={"Authorization": "Bearer s3cret-token"})
         assert ok.status_code == 202
         # reading stays open: players and Plex cannot send tokens
         for path in ("/api/channels", "/iptv/channels.m3u", "/lineup.json", "/discover.json", "/healthz"):
@@ -69,16 +69,17 @@ async def test_without_token_only_loopback_may_control(server, media):
     r = await server(small_config([channel(1, "One", media["long"])]))
     app = build_app(r.engine)
     remote = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("192.168.1.50", 40000)),
-                               base_url="http://tv")
+                               base_url="http://192.168.1.2:8411")
     local = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 40000)),
-                              base_url="http://tv")
+                              base_url="http://192.168.1.2:8411")
     async with remote, local:
-        resp = await remote.post("/api/channels/1/restart")
+        resp = await remote.post("/api/channels/1/restart", json={})
         assert resp.status_code == 403 and "api_token" in resp.json()["detail"]
         assert (await remote.get("/api/channels")).status_code == 200
-        assert (await local.post("/api/channels/1/restart")).status_code == 202
+        assert (await local.post("/api/channels/1/restart", json={})).status_code == 202
 
 
+JSON = {"Content-Type": "application/json"}
 HOSTILE = [
     ("GET", "/stream/channels/abc.ts", None, 404), ("GET", "/stream/channels/-1.ts", None, 404),
     ("GET", "/stream/channels/99999999999999999999999.ts", None, 404),
@@ -93,7 +94,8 @@ HOSTILE = [
     ("GET", "/api/events?since=-5", None, 400), ("GET", "/api/events?since=1e99", None, 400),
     ("GET", "/api/events?limit=99999999", None, 400), ("GET", "/api/ai/sessions?channel_id=%00", None, 400),
     ("DELETE", "/api/ai/sessions/%2e%2e", None, 404), ("GET", "/api/ai/channels/0/health", None, 404),
-    ("PUT", "/api/channels", b"{}", 405),
+    ("PUT", "/api/channels", b"{}", 405), ("GET", "/stream/channels/+1.ts", None, 404),
+    ("GET", "/stream/channels/%EF%BC%91.ts", None, 404), ("GET", "/api/channels/1_0", None, 404),
 ]
 
 
@@ -103,7 +105,7 @@ async def test_hostile_requests_get_4xx_json_and_viewers_do_not_notice(server, m
         reader = Reader(c, "/stream/channels/1.ts", keep=True)
         await wait_for(lambda: reader.bytes > 50_000, 15, "viewer")
         for _ in range(3):
-            results = await asyncio.gather(*(c.request(m, p, content=b) for m, p, b, _ in HOSTILE))
+            results = await asyncio.gather(*(c.request(m, p, content=b, headers=JSON) for m, p, b, _ in HOSTILE))
             for (m, p, _, want), resp in zip(HOSTILE, results):
                 assert resp.status_code == want, (m, p, resp.status_code, resp.text[:200])
                 assert "error" in resp.json(), (m, p)

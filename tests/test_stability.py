@@ -107,7 +107,7 @@ async def test_restart_storm_accepts_at_most_ten(server, media):
         reader = Reader(c, "/stream/channels/1.ts")
         await wait_for(lambda: reader.bytes > 0, 10, "stream start")
         t0 = time.monotonic()
-        results = await asyncio.gather(*(c.post("/api/channels/1/restart") for _ in range(100)))
+        results = await asyncio.gather(*(c.post("/api/channels/1/restart", json={}) for _ in range(100)))
         assert time.monotonic() - t0 < 5
         accepted = [x for x in results if x.status_code == 202]
         refused = [x for x in results if x.status_code == 429]
@@ -123,10 +123,10 @@ async def test_restart_storm_accepts_at_most_ten(server, media):
 async def test_default_cooldown_and_unknown_channel(server, media):
     r = await server(small_config([channel(1, "One", media["long"])]))
     async with r.client() as c:
-        first = await c.post("/api/channels/1/restart")
-        second = await c.post("/api/channels/1/restart")
-        missing = await c.post("/api/channels/42/restart")
-        wrong = await c.post("/api/channels/x/restart")
+        first = await c.post("/api/channels/1/restart", json={})
+        second = await c.post("/api/channels/1/restart", json={})
+        missing = await c.post("/api/channels/42/restart", json={})
+        wrong = await c.post("/api/channels/x/restart", json={})
     assert first.status_code == 202 and first.json() == {"accepted": True}
     assert second.status_code == 429 and second.json()["reason"] == "channel_cooldown"
     assert 29 < second.json()["retry_after_seconds"] <= 30

@@ -123,7 +123,7 @@ def test_kill_9_loses_at_most_the_last_second_and_never_corrupts(tmp_path, media
         wait_healthy(base, proc)
         t_end = time.time() + 3
         while time.time() < t_end:
-            if httpx.post(base + "/api/channels/1/restart").status_code == 202:
+            if httpx.post(base + "/api/channels/1/restart", json={}).status_code == 202:
                 accepted_at.append(time.time())
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

@@ -79,9 +79,15 @@ async def test_unknown_channel_is_json_404(server, media):
 
 
 async def test_playlist_uses_request_host(server, media):
-    r = await server(small_config([channel(1, "One", media["a"], group="Films"), channel(7, 'Se"ven', media["b"])]))
+    cfg = small_config([channel(1, "One", media["a"], group="Films"), channel(7, 'Se"ven', media["b"])])
+    cfg.server.allowed_hosts = ["tv.example"]
+    r = await server(cfg)
     async with r.client() as c:
         resp = await c.get("/iptv/channels.m3u", headers={"Host": "tv.example:8411"})
+        unknown = await c.get("/iptv/channels.m3u", headers={"Host": "rebound.evil.example"})
+        injected = await c.get("/iptv/channels.m3u", headers={"Host": 'tv.example" tvg-x="1'})
+    assert unknown.status_code == 421 and "allowed_hosts" in unknown.json()["detail"]
+    assert injected.status_code == 421 and "#EXTM3U" not in injected.text  # never echoed into a playlist
     lines = resp.text.splitlines()
     assert lines[0].startswith('#EXTM3U url-tvg="http://tv.example:8411/iptv/xmltv.xml"')
     assert 'tvg-id="1" tvg-chno="1" tvg-name="One"' in lines[1] and 'group-title="Films"' in lines[1]

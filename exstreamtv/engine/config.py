@@ -39,13 +39,25 @@ class ServerConfig:
     port: int = _spec(8411, minimum=1)
     base_url: str | None = None
     api_token: str | None = None
-    limit_concurrency: int = _spec(4000, minimum=1)
+    read_token: str | None = _spec(None, doc="when set, /api/ reads (sessions with client addresses, media "
+                                   "paths) need Authorization: Bearer <read_token> (or the api_token)")
+    allowed_hosts: list[str] = _spec(factory=list, doc="host names clients may use besides IP addresses, this "
+                                     "machine's names and base_url's host; [\"*\"] allows any")
+    limit_concurrency: int = _spec(4000, minimum=1, doc="most open connections (also bounded by the open-file "
+                                   "limit); at the limit, connections waiting for a request make room")
+    max_connections_per_address: int = _spec(256, minimum=1, doc="most open connections from one client address")
     timeout_keep_alive_seconds: int = _spec(5, minimum=1)
     header_timeout_seconds: float = _spec(10.0, minimum=0.1, doc="a client must send its request headers in time")
 
     def __post_init__(self) -> None:
         if self.port > 65535:
             raise ValueError("port must be between 1 and 65535")
+        for name in ("api_token", "read_token"):
+            token = getattr(self, name)
+            if token is not None and not (token.isascii() and token.isprintable() and token.strip() == token
+                                          and token):
+                # a header carries latin-1 at best: a non-ASCII token could never match, so nobody could log in
+                raise ValueError(f"{name} must be printable ASCII without spaces at either end")
 
 
 @dataclass
@@ -394,6 +406,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str, type]] = {
     "EXSTREAMTV_HOST": ("server", "host", str),
     "EXSTREAMTV_PORT": ("server", "port", int),
     "EXSTREAMTV_API_TOKEN": ("server", "api_token", str),
+    "EXSTREAMTV_READ_TOKEN": ("server", "read_token", str),
 }
 
 
@@ -410,6 +423,12 @@ def _apply_env(cfg: Config, env: typing.Mapping[str, str]) -> None:
             raise ConfigError(f"environment {var}={raw!r}: expected {_type_name(tp)}") from None
         value = _value(tp, value, f, f"{section}.{key}", None, _Where(f"environment {var}"))
         setattr(sect, key, value)
+        post = getattr(sect, "__post_init__", None)
+        if post is not None:
+            try:
+                post()
+            except ValueError as exc:
+                raise ConfigError(f"environment {var}: {exc}") from None
     if not 1 <= cfg.server.port <= 65535:
         raise ConfigError(f"server.port must be between 1 and 65535, got {cfg.server.port}")
 

@@ -23,6 +23,7 @@ from .config import ChannelConfig, Config
 from .demo import ensure_demo_media
 from .error_screens import ErrorScreenConfig, ErrorScreenMessage, get_error_screen_generator
 from .events import Event, EventLog
+from .guide import GuideCache
 from .ffmpeg_binary import FFmpegBinary, find_ffmpeg
 from .ffmpeg_command import OutputProfile, drawtext
 from .hdhr import load_device_id
@@ -74,6 +75,8 @@ class Engine:
         self.health = HealthMonitor(config.health, config.ai_auto_heal.check_interval_seconds)
         self.error_screens = get_error_screen_generator()
         self.loop_lag = LoopLagMonitor(self.clock, self.events)
+        self.guide = GuideCache()
+        self._logo_renders: dict[Path, asyncio.Future] = {}
         self._health_task: asyncio.Task | None = None
         self._device_id: str | None = None
         self.store: Store | None = None
@@ -276,10 +279,13 @@ class Engine:
 
     # ------------------------------------------------------------ channels
     def channel(self, channel_id: Any) -> Channel:
-        try:
-            n = int(channel_id)
-        except (TypeError, ValueError):
-            raise UnknownChannel(channel_id) from None
+        """The channel numbered ``channel_id`` (an int, or ASCII digits: no ``+1``, ``１`` or ``1_0``)."""
+        if isinstance(channel_id, str):
+            if not (0 < len(channel_id) <= 9 and channel_id.isascii() and channel_id.isdigit()):
+                raise UnknownChannel(channel_id)
+        elif isinstance(channel_id, bool) or not isinstance(channel_id, int):
+            raise UnknownChannel(channel_id)
+        n = int(channel_id)
         ch = self.channels.get(n)
         if ch is None:
             raise UnknownChannel(channel_id)
@@ -324,6 +330,7 @@ class Engine:
         return bool(done)
 
     def schedule_changed(self, channel: Channel, schedule: Schedule) -> None:
+        self.guide.invalidate()
         if self.store is not None:
             self.store.replace_epoch(channel.number, schedule.epoch)
 
@@ -412,19 +419,37 @@ class Engine:
         digest = hashlib.sha1(f"{ch.number}|{ch.name}".encode()).hexdigest()
         out = self.data_dir / "logos" / f"{ch.number}-{digest[:10]}.png"
         if not out.exists():
-            out.parent.mkdir(parents=True, exist_ok=True)
-            text = out.with_suffix(".txt")
-            text.write_text(f"{ch.number}\n{ch.name[:24]}", encoding="utf-8")
-            hue = int(digest[:2], 16) / 255
-            r, g, b = (int(40 + 120 * abs(((hue * 6 + k) % 6) - 3) / 3) for k in (0, 4, 2))
-            vf = drawtext(text, 34, "white", "(w-tw)/2", "(h-th)/2")
-            argv = [self.ffmpeg_path, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"color=c=0x{r:02x}{g:02x}{b:02x}:s=256x256,{vf}", "-frames:v", "1", str(out)]
-            rc, err = await self._run_tool("logo")(argv)
-            text.unlink(missing_ok=True)
-            if rc != 0 or not out.exists():
-                raise RuntimeError(f"could not make a logo for channel {ch.number}: {err.strip()[-200:]}")
+            # single flight: parallel requests for an uncached logo wait for one render
+            pending = self._logo_renders.get(out)
+            if pending is None:
+                pending = asyncio.ensure_future(self._render_logo(ch, digest, out))
+                self._logo_renders[out] = pending
+                pending.add_done_callback(lambda _f, key=out: self._logo_renders.pop(key, None))
+            await asyncio.shield(pending)
         return await asyncio.to_thread(out.read_bytes), "image/png"
+
+    async def _render_logo(self, ch: Channel, digest: str, out: Path) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = out.with_suffix(".txt")
+        tmp = out.with_suffix(".tmp.png")
+        text.write_text(f"{ch.number}\n{ch.name[:24]}", encoding="utf-8")
+        hue = int(digest[:2], 16) / 255
+        r, g, b = (int(40 + 120 * abs(((hue * 6 + k) % 6) - 3) / 3) for k in (0, 4, 2))
+        vf = drawtext(text, 34, "white", "(w-tw)/2", "(h-th)/2")
+        argv = [self.ffmpeg_path, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                f"color=c=0x{r:02x}{g:02x}{b:02x}:s=256x256,{vf}", "-frames:v", "1", "-f", "image2", str(tmp)]
+        try:
+            rc, err = await self._run_tool("logo")(argv)
+            if rc != 0 or not tmp.exists():
+                raise RuntimeError(f"could not make a logo for channel {ch.number}: {err.strip()[-200:]}")
+            os.replace(tmp, out)  # whole or not at all
+        finally:
+            text.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+
+    async def guide_xml(self, base: str) -> bytes:
+        """The XMLTV document for clients that reach us at ``base`` (cached per minute, built off the loop)."""
+        return await self.guide.get(base, self.clock.time(), self.config.guide.hours, self.guide_channels(base))
 
     def guide_channels(self, base: str) -> list[tuple[int, str, str, Schedule | None]]:
         return [(ch.number, ch.name, f"{base}/iptv/logos/{ch.number}.png", ch.schedule)

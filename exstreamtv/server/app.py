@@ -6,7 +6,6 @@ everything else is a small Starlette app with JSON errors everywhere.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import math
@@ -21,8 +20,9 @@ from starlette.routing import Route
 from ..engine import hdhr
 from ..engine.channel import ChannelState
 from ..engine.engine import Engine, UnknownChannel
-from ..engine.guide import build_xmltv
+from ..engine import access
 from .metrics import metrics_registry, render
+from .protocol import ConnectionGuard
 from .stream import STREAM_PATH, StreamEndpoint
 
 log = logging.getLogger("exstreamtv.http")
@@ -57,10 +57,15 @@ def error_response(status: int, error: str, detail: Any = None, headers: dict[st
 
 
 def base_url(request: Request, engine: Engine) -> str:
+    """Where clients reach us: ``server.base_url``, else the request's Host (checked by the access
+    policy; anything that is not a plain host[:port] falls back to the address it came in on)."""
     configured = engine.config.server.base_url
     if configured:
         return configured.rstrip("/")
-    host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
+    host = request.headers.get("host", "")
+    if access.host_name(host) is None:
+        server = request.scope.get("server") or ("127.0.0.1", engine.config.server.port)
+        host = f"[{server[0]}]:{server[1]}" if ":" in str(server[0]) else f"{server[0]}:{server[1]}"
     return f"{request.url.scheme}://{host}"
 
 
@@ -112,9 +117,12 @@ def m3u_escape(value: str) -> str:
     return value.replace('"', "'").replace("\n", " ").replace("\r", " ")
 
 
-def build_starlette(engine: Engine) -> Starlette:
+def build_starlette(engine: Engine, guard: ConnectionGuard | None = None) -> Starlette:
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "event_loop": engine.loop_lag.snapshot()})
+        body = {"status": "ok", "event_loop": engine.loop_lag.snapshot()}
+        if guard is not None:
+            body["connections"] = guard.snapshot()
+        return JSONResponse(body)
 
     async def playlist(request: Request) -> Response:
         base = base_url(request, engine)
@@ -129,10 +137,8 @@ def build_starlette(engine: Engine) -> Starlette:
         return Response("\n".join(lines) + "\n", media_type="audio/x-mpegurl")
 
     async def xmltv(request: Request) -> Response:
-        base = base_url(request, engine)
-        hours = engine.config.guide.hours
-        body = build_xmltv(engine.guide_channels(base), engine.clock.time(), hours)
-        return Response(body, media_type="application/xml; charset=utf-8")
+        body = await engine.guide_xml(base_url(request, engine))  # cached per minute, built off the loop
+        return Response(body, media_type="application/xml; charset=utf-8", headers={"Cache-Control": "max-age=60"})
 
     async def logo(request: Request) -> Response:
         n = channel_number(request, engine)
@@ -279,46 +285,22 @@ def build_starlette(engine: Engine) -> Starlette:
                                                          Exception: server_error})
 
 
-LOOPBACK = ("127.", "::1", "::ffff:127.")
-
-
-def authorize(scope: dict[str, Any], token: str | None) -> tuple[int, dict[str, Any]] | None:
-    """Control endpoints (POST, DELETE): a Bearer token when configured, else loopback clients only."""
-    if scope["method"] not in ("POST", "DELETE", "PUT", "PATCH"):
-        return None
-    if token:
-        given = ""
-        for k, v in scope.get("headers", []):
-            if k == b"authorization":
-                given = v.decode("latin-1")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode()):
-            return None
-        return 401, {"error": "Unauthorized", "detail": "send Authorization: Bearer <server.api_token>"}
-    client = (scope.get("client") or ("", 0))[0] or ""
-    if client.startswith(LOOPBACK) or client == "localhost":
-        return None
-    return 403, {"error": "Forbidden", "detail": "control endpoints are only open to this machine; set "
-                 "server.api_token (or EXSTREAMTV_API_TOKEN) and send Authorization: Bearer <token> to use them "
-                 "from elsewhere"}
-
-
 class ExStreamApp:
     """The ASGI app: streams to ``StreamEndpoint``, everything else to Starlette; control endpoints guarded."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, guard: ConnectionGuard | None = None) -> None:
         self.engine = engine
         self.stream = StreamEndpoint(engine)
-        self.api = build_starlette(engine)
+        self.api = build_starlette(engine, guard)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            denied = authorize(scope, self.engine.config.server.api_token)
-            if denied is not None:
+            refusal = self._refusal(scope)
+            if refusal is not None:
                 from .stream import send_json
 
-                headers = [(b"www-authenticate", b"Bearer")] if denied[0] == 401 else []
-                await send_json(send, denied[0], denied[1], headers)
+                headers = [(b"www-authenticate", b"Bearer")] if refusal.status == 401 else []
+                await send_json(send, refusal.status, {"error": refusal.error, "detail": refusal.detail}, headers)
                 return
             m = STREAM_PATH.match(scope.get("path", ""))
             if m:
@@ -326,8 +308,20 @@ class ExStreamApp:
                 return
         await self.api(scope, receive, send)
 
+    def _refusal(self, scope: dict[str, Any]) -> access.Refusal | None:
+        cfg = self.engine.config.server
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host")
+        if host is not None and not access.host_allowed(host, cfg.base_url, tuple(cfg.allowed_hosts)):
+            return access.Refusal(421, "Unknown host", f"this server does not answer to {host[:100]!r}: use its "
+                                  "address, or add the name to server.allowed_hosts")
+        client = (scope.get("client") or ("", 0))[0]
+        path = scope.get("path", "")
+        return access.control_refusal(scope["method"], path, client, headers, cfg.api_token) or \
+            access.read_refusal(path, headers, cfg.read_token, cfg.api_token)
 
-def build_app(engine: Engine) -> ExStreamApp:
-    return ExStreamApp(engine)
+
+def build_app(engine: Engine, guard: ConnectionGuard | None = None) -> ExStreamApp:
+    return ExStreamApp(engine, guard)
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import socket
-from typing import Iterator
+import time
+from typing import Any, Iterator
 
 import uvicorn
 
 from ..engine.engine import DataDirBusy, Engine
 from .app import build_app
-from .protocol import guarded_protocol
+from .protocol import ConnectionGuard, guarded_protocol
 
 log = logging.getLogger("exstreamtv.server")
 
@@ -31,6 +33,44 @@ class EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # the application handles signals
         yield
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (systemd's default soft limit is
+    1024); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, hard, exc)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop, interval: float = 10.0) -> None:
+    """asyncio logs a traceback for every failed accept() when descriptors run out (and pauses
+    accepting for a second, which is right): log it once per ``interval`` instead."""
+    previous = loop.get_exception_handler()
+    last = {"t": -interval, "n": 0}
+
+    def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            last["n"] += 1
+            now = time.monotonic()
+            if now - last["t"] >= interval:
+                log.warning("out of file descriptors: not accepting connections for now (%d times since the last "
+                            "report): %s", last["n"], context.get("exception"))
+                last["t"], last["n"] = now, 0
+            return
+        if previous is not None:
+            previous(lp, context)
+        else:
+            lp.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -61,6 +101,7 @@ class ServerHandle:
         self._task: asyncio.Task | None = None
         self._sock: socket.socket | None = None
         self._ssdp = None
+        self.guard: ConnectionGuard | None = None
 
     @property
     def urls(self) -> list[str]:
@@ -92,10 +133,20 @@ class ServerHandle:
             await self.engine.stop()
             raise
         cfg = self.engine.config.server
-        config = uvicorn.Config(build_app(self.engine), log_config=None, lifespan="off",
+        files = raise_open_file_limit()
+        pool = self.engine.config.process_pool
+        # descriptors kept for FFmpeg pipes (about 4 per process), the store, logs and the guide
+        reserve = pool.fd_reserve + 4 * pool.max_processes + 64
+        most = max(16, min(cfg.limit_concurrency, files - reserve))
+        if most < cfg.limit_concurrency:
+            log.warning("open-file limit %d allows %d connections (server.limit_concurrency is %d)", files, most,
+                        cfg.limit_concurrency)
+        self.guard = ConnectionGuard(most, cfg.max_connections_per_address, cfg.header_timeout_seconds)
+        quiet_accept_errors(asyncio.get_running_loop())
+        config = uvicorn.Config(build_app(self.engine, self.guard), log_config=None, lifespan="off",
                                 access_log=self.access_log, ws="none",
-                                http=guarded_protocol(cfg.header_timeout_seconds),
-                                limit_concurrency=cfg.limit_concurrency,
+                                http=guarded_protocol(self.guard),
+                                limit_concurrency=None,
                                 timeout_keep_alive=cfg.timeout_keep_alive_seconds,
                                 timeout_graceful_shutdown=3, h11_max_incomplete_event_size=16 * 1024)
         self.server = EmbeddedServer(config)
