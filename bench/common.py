@@ -72,7 +72,9 @@ class ServerProcess:
             cfg.write_text(config_text)
             args += ["--config", str(cfg)]
         self.log = open(self.tmp / "server.log", "w")
-        self.proc = subprocess.Popen(args, stderr=self.log, cwd=ROOT, env={**os.environ, **(env or {})})
+        # every bench viewer connects from this machine: no per-address stream cap
+        env = {"EXSTREAMTV_MAX_SESSIONS_PER_ADDRESS": "100000", **(env or {})}
+        self.proc = subprocess.Popen(args, stderr=self.log, cwd=ROOT, env={**os.environ, **env})
         self.ps = psutil.Process(self.proc.pid)
 
     def wait_ready(self, timeout: float = 180) -> None:

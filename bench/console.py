@@ -29,7 +29,7 @@ from exstreamtv.tui.app import ConsoleApp
 async def run(seconds: float, size: tuple[int, int], sessions: int, clip: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="exstv-console-bench-"))
     chans = "".join(f"  - number: {n}\n    name: Bench {n:02d}\n    lineup: [{clip}]\n" for n in range(1, 21))
-    cfg = parse_config(SMALL_PROFILE + f"session_manager:\n  max_sessions_per_channel: {sessions}\n"
+    cfg = parse_config(SMALL_PROFILE + f"session_manager:\n  max_sessions_per_channel: {sessions}\n  max_sessions_per_address: {sessions * 20}\n"
                        "channels:\n" + chans, "<bench>", env={})
     engine = Engine(cfg, tmp / "data")
     await engine.start()

@@ -85,7 +85,7 @@ class Server:
 async def probe_viewer(port: int, channel: int, seconds: float) -> tuple[float, int]:
     """(longest gap between bytes, bytes) of one viewer reading as fast as it can."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET /stream/channels/{channel}.ts HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(f"GET /stream/channels/{channel}.ts HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     await writer.drain()
     end = time.monotonic() + seconds
     last = None
@@ -162,6 +162,7 @@ async def main(a: argparse.Namespace) -> None:
     config = tmp / "bench.yaml"
     chans = "".join(f"  - number: {n}\n    name: Load {n}\n    lineup: [{clip}]\n" for n in range(1, a.channels + 1))
     config.write_text(SMALL_PROFILE + f"session_manager:\n  max_sessions_per_channel: {a.viewers + 100}\n"
+                      f"  max_sessions_per_address: {a.viewers + 100}\n"
                       "server:\n  limit_concurrency: 5000\nchannels:\n" + chans)
     results = {}
     for console in (True, False):

@@ -78,7 +78,8 @@ async def curl_round(server: ServerProcess, n: int, seconds: float) -> None:
 async def run(args: argparse.Namespace) -> None:
     raise_fd_limit()
     server = ServerProcess(args.config.read() if args.config else None,
-                           env={"EXSTREAMTV_MAX_SESSIONS": str(max(args.viewers) + 10)})
+                           env={"EXSTREAMTV_MAX_SESSIONS": str(max(args.viewers) + 10),
+                                "EXSTREAMTV_MAX_SESSIONS_PER_ADDRESS": str(max(args.viewers) + 10)})
     try:
         server.wait_ready()
         print(f"server pid {server.proc.pid} on {server.base}; demo channel 1")

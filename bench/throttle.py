@@ -28,6 +28,8 @@ ffmpeg:
   fps: 25
   preset: ultrafast
   video_bitrate_kbps: 3000
+session_manager:
+  max_sessions_per_address: 1000  # all viewers come from this machine
 channels:
   - number: 1
     name: Noise

@@ -68,8 +68,8 @@ def run_maintenance(args: argparse.Namespace, cfg: Config, data_dir: Path) -> in
                 print(f"exstreamtv: refusing to restore: a server is running on {data_dir}; stop it first",
                       file=sys.stderr)
                 return 2
-            restore(Path(args.file).expanduser(), db)
-        print(f"restored {db} from {args.file}")
+            kept = restore(Path(args.file).expanduser(), db)
+        print(f"restored {db} from {args.file}" + (f"; the previous database is kept as {kept}" if kept else ""))
         return 0
     except BackupError as exc:
         print(f"exstreamtv: {exc}", file=sys.stderr)

@@ -130,7 +130,7 @@ async def test_loop_lag_is_measured_on_the_real_loop():
 
 def test_session_page_sorts_filters_and_slices():
     clock = FakeClock()
-    sm = SessionManager(SessionManagerConfig(max_sessions_per_channel=10_000), clock, EventLog(clock))
+    sm = SessionManager(SessionManagerConfig(max_sessions_per_channel=10_000, max_sessions_per_address=10_000), clock, EventLog(clock))
     made = [sm.create(1 + k % 3, f"10.0.0.{k}:1{k:03d}", "VLC") for k in range(300)]
     for k, s in enumerate(made):
         s.bytes_sent = k * 10

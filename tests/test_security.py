@@ -132,7 +132,7 @@ async def test_slow_header_clients_are_dropped_and_others_are_served(server, med
         socks.append(s)
     await asyncio.sleep(0.2)
     for s in socks:
-        s.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # ... and never finish the headers
+        s.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # ... and never finish the headers
     async with r.client() as c:
         reader = Reader(c, "/stream/channels/1.ts")
         t0 = time.monotonic()

@@ -9,7 +9,8 @@ from .test_stability import Reader, wait_for
 
 
 async def test_51st_client_gets_503_and_starts_nothing(server, media):
-    r = await server(small_config([channel(1, "One", media["long"])]))
+    r = await server(small_config([channel(1, "One", media["long"])],
+                                  "session_manager:\n  max_sessions_per_address: 100\n"))
     async with r.client(limits=__import__("httpx").Limits(max_connections=100)) as c:
         readers = [Reader(c, "/stream/channels/1.ts") for _ in range(50)]
         await wait_for(lambda: all(x.bytes > 0 for x in readers), 20, "50 viewers")
@@ -35,7 +36,7 @@ async def test_client_that_stops_reading_goes_idle_then_is_disconnected(server, 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(10)
     await asyncio.to_thread(sock.connect, ("127.0.0.1", r.handle.port))
-    await asyncio.to_thread(sock.sendall, b"GET /stream/channels/1.ts HTTP/1.1\r\nHost: x\r\nUser-Agent: stuck\r\n\r\n")
+    await asyncio.to_thread(sock.sendall, b"GET /stream/channels/1.ts HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: stuck\r\n\r\n")
     await asyncio.to_thread(sock.recv, 2048)  # headers and a little data, then never read again
     sm = r.engine.sessions
     try:

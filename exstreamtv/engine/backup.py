@@ -2,7 +2,8 @@
 
 ``backup()`` copies the live database page by page while the server keeps writing, so the
 copy is a consistent snapshot that contains every transaction committed before it.
-``restore()`` checks a file with ``PRAGMA integrity_check`` before it replaces anything.
+``restore()`` checks a file (bounded unpacking, ``PRAGMA integrity_check``, then loading it
+as the server would) before it replaces anything, and keeps the previous database aside.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 PREFIX = "exstreamtv-"
+MAX_RESTORE_BYTES = 4 << 30  # a real database stays far below (events and sessions are capped)
 
 
 class BackupError(Exception):
@@ -66,11 +68,15 @@ def verify(file: Path, work: Path) -> Path:
         raise BackupError(f"{file}: no such backup file")
     plain = work / "restore.db"
     try:
-        if file.suffix == ".gz":
-            with gzip.open(file, "rb") as g, open(plain, "wb") as f:
-                shutil.copyfileobj(g, f)
-        else:
-            shutil.copyfile(file, plain)
+        opener = gzip.open if file.suffix == ".gz" else open
+        with opener(file, "rb") as g, open(plain, "wb") as f:  # type: ignore[operator]
+            size = 0
+            while chunk := g.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_RESTORE_BYTES:  # a gzip bomb is refused before it fills the disk
+                    raise BackupError(f"{file}: unpacks to more than {MAX_RESTORE_BYTES >> 20} MiB; not a backup "
+                                      "of this server")
+                f.write(chunk)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise BackupError(f"{file}: not a readable backup ({exc})") from None
     try:
@@ -86,13 +92,35 @@ def verify(file: Path, work: Path) -> Path:
         raise BackupError(f"{file}: integrity check failed: {'; '.join(r[0] for r in result[:3])}")
     if not {"events", "epochs", "sessions", "meta"} <= tables:
         raise BackupError(f"{file}: not an EXStreamTV database (tables: {', '.join(sorted(tables)) or 'none'})")
+    from .store import Store  # loads it as the server would: a backup that verifies must also load
+
+    try:
+        store = Store(plain, commit_interval=0.05)
+        try:
+            store.epochs()
+            store.recent_events(10)
+            store.session_history(10)
+        finally:
+            store.close()
+    except Exception as exc:
+        raise BackupError(f"{file}: does not load as a database of this server ({exc})") from None
     return plain
 
 
-def restore(file: Path, db_path: Path) -> None:
-    """Replace ``db_path`` with a verified backup (the server must not be running)."""
+def restore(file: Path, db_path: Path, now: float | None = None) -> Path | None:
+    """Replace ``db_path`` with a verified backup (the server must not be running). The previous
+    database is kept aside (returned), never deleted."""
     with tempfile.TemporaryDirectory(dir=db_path.parent) as tmp:
         plain = verify(file, Path(tmp))
         for suffix in ("-wal", "-shm"):
-            Path(str(db_path) + suffix).unlink(missing_ok=True)
+            Path(str(plain) + suffix).unlink(missing_ok=True)
+        kept = None
+        if db_path.exists():
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+            kept = db_path.with_name(f"{db_path.name}.before-restore-{stamp}")
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(str(db_path) + suffix)
+                if src.exists():
+                    src.replace(Path(str(kept) + suffix))
         plain.replace(db_path)
+        return kept

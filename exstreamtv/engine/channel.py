@@ -96,6 +96,8 @@ def media_error_in(tail: str) -> str | None:
     for line in reversed(tail.splitlines()[-8:]):
         for pattern in MEDIA_ERRORS:
             if pattern.lower() in line.lower():
+                if pattern == "No such file or directory":  # deleted after the look before spawning
+                    return f"file not found (deleted or renamed): {line.strip()[-160:]}"
                 return line.strip()[-200:]
     return None
 
@@ -517,6 +519,8 @@ class Channel:
         fallback = self.host.auto_heal.use_error_screen_fallback
         if fallback:
             self._cut_to_air(failed_segment)
+        if await self._standby_takes_over(reason, fallback):
+            return
         self._restart_requested = False
         while not self._halted():
             if self.schedule is None:
@@ -557,6 +561,27 @@ class Channel:
                     await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - self.host.clock.monotonic()))
                 except asyncio.TimeoutError:
                     pass
+
+    async def _standby_takes_over(self, reason: str, fallback: bool) -> bool:
+        """A restart was accepted just before the failure: its replacement is starting already and
+        becomes the programme (error screen until it has output), instead of being orphaned."""
+        sb = self._standby
+        if sb is None or sb.plan.kind != "program":
+            return False
+        shown = False
+        if not sb.ready.is_set():
+            shown = fallback and await self._run_error_screen(reason, {}, until=sb)
+            if not shown:
+                await sb.done.wait()
+        if sb.ready.is_set():
+            if shown:
+                self._cut_to_air()  # the replacement follows the error screen at once
+            self.host.events.emit("standby_adopted", f"channel {self.number}: the replacement started by the "
+                                  "restart takes over", self.number)
+            return True  # the supervisor adopts it next
+        self._standby = None
+        await sb.discard()
+        return False
 
     async def _run_slate(self) -> None:
         """Operator slate: error screen now, then the programme from a standby started a second early."""

@@ -95,7 +95,9 @@ class StreamingConfig:
 @dataclass
 class SessionManagerConfig:
     max_sessions_per_channel: int = _spec(50, minimum=1)
-    idle_timeout_seconds: float = _spec(300.0, minimum=1)
+    max_sessions_per_address: int = _spec(16, minimum=1, doc="live streams from one client address")
+    idle_timeout_seconds: float = _spec(30.0, minimum=1, doc="a viewer whose socket stays full (not reading) "
+                                        "this long is dropped")
     cleanup_interval_seconds: float = _spec(60.0, minimum=0.05)
     idle_after_seconds: float = _spec(10.0, minimum=0.05, doc="a send blocked this long makes the session Idle")
     max_errors: int = _spec(5, minimum=1)
@@ -401,6 +403,7 @@ def _check_channels(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:
 
 ENV_OVERRIDES: dict[str, tuple[str, str, type]] = {
     "EXSTREAMTV_MAX_SESSIONS": ("session_manager", "max_sessions_per_channel", int),
+    "EXSTREAMTV_MAX_SESSIONS_PER_ADDRESS": ("session_manager", "max_sessions_per_address", int),
     "EXSTREAMTV_THROTTLE_BITRATE": ("stream_throttler", "target_bitrate_bps", int),
     "EXSTREAMTV_THROTTLE_MODE": ("stream_throttler", "mode", str),
     "EXSTREAMTV_HOST": ("server", "host", str),

@@ -11,12 +11,13 @@ import asyncio
 import fcntl
 import hashlib
 import os
+import sqlite3
 import logging
 from pathlib import Path
 from typing import Any
 
 from .channel import Channel, ChannelState, Viewer
-from .backup import backup
+from .backup import backup, list_backups
 from .circuit_breaker import BreakerState, CircuitBreaker
 from .clock import Clock, SystemClock
 from .config import ChannelConfig, Config
@@ -41,6 +42,10 @@ DB_NAME = "exstreamtv.db"
 LOCK_NAME = "exstreamtv.lock"
 
 log = logging.getLogger("exstreamtv.engine")
+
+
+class StateError(Exception):
+    """The state database cannot be used (damaged): the message names the file and the remedy."""
 
 
 class DataDirBusy(Exception):
@@ -98,12 +103,37 @@ class Engine:
         return self.ffmpeg.path
 
     # ------------------------------------------------------------ start / stop
+    def _open_store(self) -> Store:
+        """The state database, or ``StateError`` naming the file and the remedy."""
+        db = self.data_dir / DB_NAME
+        backups = list_backups(self.data_dir / "backups")
+        remedy = (f"restore the newest backup with: exstreamtv restore {backups[-1]}" if backups else
+                  "no backup exists; move the file away to start with fresh state")
+        empty = db.exists() and db.stat().st_size == 0 and not Path(str(db) + "-wal").exists()
+        try:
+            store = Store(db, self.config.store.max_events, self.config.store.max_sessions)
+            store.epochs()
+            store.recent_events(1)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{db}: the state database is damaged ({exc}); {remedy}") from None
+        loop = asyncio.get_running_loop()
+        store.on_change = lambda ok, msg: loop.call_soon_threadsafe(
+            self.events.emit, "store_ok" if ok else "store_failing", msg, None,
+            level=logging.WARNING if ok else logging.ERROR)
+        if empty:
+            self.events.emit("state_lost", f"{db} was empty (0 bytes): schedules start again from now; to keep "
+                             f"the guide's promises, stop the server and {remedy}", None, level=logging.ERROR)
+        return store
+
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
-        self.store = Store(self.data_dir / DB_NAME, self.config.store.max_events, self.config.store.max_sessions)
+        self.store = self._open_store()
         self.events.seed([Event(e["id"], e["timestamp"], e["kind"], e["message"], e["channel_id"], e["data"])
-                          for e in self.store.recent_events(2000)])
+                          for e in sorted(self.store.recent_events(2000, viewers=False) +
+                                          self.store.recent_events(2000, viewers=True), key=lambda e: e["id"])])
+        for msg in self.store.bad_rows:
+            self.events.emit("state_warning", msg, None, level=logging.WARNING)
         self.events.add_listener(lambda ev: self.store.add_event(ev.to_dict()))
         self.sessions.on_ended = lambda s: self.store.add_session(s.to_dict(self.clock.monotonic()))
         if self.ffmpeg is None:

@@ -158,6 +158,7 @@ class ErrorScreenGenerator:
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="exstv-es-"))
         self._dirs: OrderedDict[str, Path] = OrderedDict()
         self._lock = threading.Lock()
+        self.text_failures = 0
 
     # -- wiring
     def configure(self, ffmpeg_path: str, pool, work_dir: Path) -> None:
@@ -192,9 +193,13 @@ class ErrorScreenGenerator:
             d = self._dirs.get(key)
             if d is None:
                 d = self.work_dir / key
-                d.mkdir(parents=True, exist_ok=True)
-                for name, text in lines.items():
-                    (d / f"{name}.txt").write_text(text, encoding="utf-8")
+                try:
+                    d.mkdir(parents=True, exist_ok=True)
+                    for name, text in lines.items():
+                        (d / f"{name}.txt").write_text(text, encoding="utf-8")
+                except OSError:
+                    shutil.rmtree(d, ignore_errors=True)  # never a half-written set
+                    raise
                 self._dirs[key] = d
                 while len(self._dirs) > self.KEEP_TEXT_DIRS:
                     _, old = self._dirs.popitem(last=False)
@@ -226,7 +231,12 @@ class ErrorScreenGenerator:
         bg = color_value(config.background_color)
         fg = color_value(config.text_color)
         fields = self.text_fields(message)
-        files = self._text_files(fields)
+        try:
+            files: dict[str, Path] | None = self._text_files(fields)
+        except OSError as exc:  # disk full, no descriptors: a screen without its text beats no screen
+            self.text_failures += 1
+            log.warning("error screen text could not be written (%s): showing it without text", exc)
+            files = None
         font = config.font_path or find_font()
 
         def fit(size: int, name: str) -> int:  # long lines get a smaller font so they stay on screen
@@ -248,7 +258,7 @@ class ErrorScreenGenerator:
         else:
             base = f"color=c={bg}:s={w}x{h}:r={r}"
         texts: list[str] = []
-        if font:  # with no font at all, the screen shows picture only (never a crash)
+        if font and files is not None:  # with no font or text file, picture and clock only (never a crash)
             if mode is ErrorVisualMode.TEST_PATTERN:
                 texts = ["drawbox=x=0:y=ih*0.62:w=iw:h=ih*0.26:color=black@0.75:t=fill",
                          drawtext(files["title"], mid, fg, "(w-tw)/2", "h*0.64"),
@@ -269,6 +279,7 @@ class ErrorScreenGenerator:
             if font != find_font():
                 texts = [t.replace("drawtext=", f"drawtext=fontfile={safe_path(font)}:", 1) if "fontfile=" not in t
                          else t for t in texts]
+        if font:
             texts.append(drawclock(small, fg, "w-tw-20", "20", fmt="localtime"))
         video = ",".join([base] + texts)
         sr = config.sample_rate

@@ -11,8 +11,10 @@ States and the only transitions allowed (anything else raises ``InvalidTransitio
     ERROR   -> DISCONNECTED  ``max_errors`` reached
     ACTIVE/IDLE -> DISCONNECTED  client left, idle timeout, operator kick, shutdown
 
-Limits: ``max_sessions_per_channel`` live sessions per channel (the next one is refused
-before any FFmpeg work); Idle sessions are disconnected after ``idle_timeout_seconds``; a
+Limits: ``max_sessions_per_channel`` live sessions per channel and
+``max_sessions_per_address`` from one client address (the next one is refused before any
+FFmpeg work); Idle sessions (a send blocked: the client stopped reading and its socket
+buffer is full) are disconnected after ``idle_timeout_seconds``; a
 cleanup task every ``cleanup_interval_seconds`` moves disconnected sessions into a bounded
 history (so the console can show who left and why) and frees the rest.
 """
@@ -56,9 +58,18 @@ class InvalidTransition(Exception):
     pass
 
 
+def host_of(client_addr: str) -> str:
+    """The address part of ``ip:port`` / ``[v6]:port`` (what per-address limits count)."""
+    if client_addr.startswith("["):
+        return client_addr[1:client_addr.find("]")] if "]" in client_addr else client_addr
+    return client_addr.rsplit(":", 1)[0] if client_addr.count(":") == 1 else client_addr
+
+
 class SessionLimitReached(Exception):
-    def __init__(self, channel_id: int, limit: int) -> None:
-        super().__init__(f"Max sessions reached: channel {channel_id} already has {limit} viewers")
+    def __init__(self, channel_id: int, limit: int, per_address: bool = False) -> None:
+        self.per_address = per_address
+        super().__init__(f"Too many streams from one address (limit {limit})" if per_address else
+                         f"Max sessions reached: channel {channel_id} already has {limit} viewers")
         self.channel_id = channel_id
         self.limit = limit
 
@@ -154,6 +165,14 @@ class SessionManager:
 
     def create(self, channel_id: int, client_addr: str, user_agent: str, kind: str = "stream") -> StreamSession:
         """Register a new viewer, or raise ``SessionLimitReached`` (nothing else is started)."""
+        address = host_of(client_addr)
+        live = sum(1 for s in self._sessions.values()
+                   if s.state is not SessionState.DISCONNECTED and host_of(s.client_addr) == address)
+        if live >= self.cfg.max_sessions_per_address:
+            self.total_refused += 1
+            self.events.emit("session_refused", f"viewer {client_addr} refused: {live} streams already open from "
+                             f"{address} (max_sessions_per_address)", channel_id, level=logging.WARNING)
+            raise SessionLimitReached(channel_id, self.cfg.max_sessions_per_address, per_address=True)
         if self.live_count(channel_id) >= self.cfg.max_sessions_per_channel:
             self.total_refused += 1
             self.events.emit("session_refused", f"viewer {client_addr} refused: max sessions "

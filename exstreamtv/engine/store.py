@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger("exstreamtv.store")
 
@@ -44,6 +45,7 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class Store:
+    MAX_PENDING = 50_000  # writes kept while the disk refuses them
     def __init__(self, path: Path, max_events: int = 100_000, max_sessions: int = 100_000,
                  commit_interval: float = 0.25) -> None:
         self.path = Path(path)
@@ -57,9 +59,15 @@ class Store:
         self._read = connect(self.path)
         self._read_lock = threading.Lock()
         self._q: queue.Queue = queue.Queue()
+        self._retry: list[tuple[str, tuple]] = []
+        self.bad_rows: list[str] = []  # rows skipped when reading (a warning each)
+        self.written = 0
+        self.write_failures = 0  # failed commits (each retried)
+        self.dropped = 0  # writes given up because too many piled up while failing
+        self.failing = False
+        self.on_change: Callable[[bool, str], None] | None = None  # (works, message), from the writer thread
         self._thread = threading.Thread(target=self._writer, name="store-writer", daemon=True)
         self._thread.start()
-        self.written = 0
 
     # ------------------------------------------------------------ writing (any thread, never blocks)
     def _put(self, sql: str, args: tuple) -> None:
@@ -113,6 +121,8 @@ class Store:
                         break
                     if x is not _STOP:
                         batch.append(x)
+            batch = self._retry + batch
+            self._retry = []
             if batch:
                 try:
                     con.execute("BEGIN")
@@ -120,12 +130,27 @@ class Store:
                         con.execute(sql, args)
                     con.execute("COMMIT")
                     self.written += len(batch)
-                except sqlite3.Error:
-                    log.exception("store write failed; %d writes lost", len(batch))
+                    if self.failing:
+                        self.failing = False
+                        log.warning("store writes work again; %d delayed writes committed", len(batch))
+                        if self.on_change is not None:
+                            self.on_change(True, f"database writes work again ({len(batch)} delayed writes saved)")
+                except sqlite3.Error as exc:
+                    # disk full, read-only, locked: keep the writes (bounded) and try again next round
                     try:
                         con.execute("ROLLBACK")
                     except sqlite3.Error:
                         pass
+                    self.write_failures += 1
+                    self._retry = batch[-self.MAX_PENDING:]
+                    self.dropped += len(batch) - len(self._retry)
+                    if not self.failing:
+                        self.failing = True
+                        log.error("store write failed (%s); %d writes kept and retried", exc, len(self._retry))
+                        if self.on_change is not None:
+                            self.on_change(False, f"database writes fail ({exc}); they are kept and retried")
+                    if not stop:
+                        time.sleep(min(5.0, self.commit_interval * 4))
             if time.monotonic() - last_trim > 60 or stop:
                 self._trim(con)
                 last_trim = time.monotonic()
@@ -157,18 +182,45 @@ class Store:
         with self._read_lock:
             return self._read.execute(sql, args).fetchall()
 
+    def _bad_row(self, table: str, row: tuple, exc: Exception) -> None:
+        msg = f"{self.path}: skipped a bad row in table {table} ({exc}): {str(row)[:120]}"
+        self.bad_rows.append(msg)
+        log.warning("%s", msg)
+
     def epochs(self) -> dict[int, float]:
-        return {int(c): float(e) for c, e in self._query("SELECT channel, epoch FROM epochs")}
+        out: dict[int, float] = {}
+        for row in self._query("SELECT channel, epoch FROM epochs"):
+            try:
+                c, e = int(row[0]), float(row[1])
+                if not math.isfinite(e):
+                    raise ValueError("epoch is not a finite number")
+                out[c] = e
+            except (TypeError, ValueError) as exc:
+                self._bad_row("epochs", row, exc)
+        return out
 
     def meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
-    def recent_events(self, limit: int = 2000) -> list[dict[str, Any]]:
-        rows = self._query("SELECT id, ts, kind, channel, message, data FROM events ORDER BY id DESC LIMIT ?",
+    def recent_events(self, limit: int = 2000, viewers: bool | None = None) -> list[dict[str, Any]]:
+        """The latest events; ``viewers``: only session_* events (True) or only the others (False)."""
+        where = "" if viewers is None else ("WHERE kind LIKE 'session\\_%' ESCAPE '\\' " if viewers else
+                                            "WHERE kind NOT LIKE 'session\\_%' ESCAPE '\\' ")
+        rows = self._query(f"SELECT id, ts, kind, channel, message, data FROM events {where}ORDER BY id DESC LIMIT ?",
                            (limit,))
-        return [{"id": r[0], "timestamp": r[1], "kind": r[2], "channel_id": r[3], "message": r[4],
-                 "data": json.loads(r[5] or "{}")} for r in reversed(rows)]
+        out = []
+        for r in reversed(rows):
+            try:
+                data = json.loads(r[5] or "{}")
+                if not isinstance(data, dict) or not isinstance(r[0], int) or not isinstance(r[2], str):
+                    raise ValueError("wrong types")
+                out.append({"id": r[0], "timestamp": float(r[1]), "kind": r[2],
+                            "channel_id": r[3] if isinstance(r[3], int) else None, "message": str(r[4]),
+                            "data": data})
+            except (TypeError, ValueError) as exc:
+                self._bad_row("events", r, exc)
+        return out
 
     def session_history(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._query("SELECT session_id, channel, client, user_agent, kind, started, ended, bytes_sent, reason "

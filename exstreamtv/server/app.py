@@ -6,6 +6,7 @@ everything else is a small Starlette app with JSON errors everywhere.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -28,6 +29,8 @@ from .stream import STREAM_PATH, StreamEndpoint
 log = logging.getLogger("exstreamtv.http")
 
 MAX_BODY = 64 * 1024
+BODY_TIMEOUT = 10.0
+MAX_HEADER_BYTES = 16 * 1024
 
 
 class ApiError(Exception):
@@ -82,10 +85,14 @@ async def json_body(request: Request) -> dict[str, Any]:
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         raise ApiError(413, "Request body too large", {"limit_bytes": MAX_BODY})
     body = b""
-    async for part in request.stream():
-        body += part
-        if len(body) > MAX_BODY:
-            raise ApiError(413, "Request body too large", {"limit_bytes": MAX_BODY})
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):  # a body sent a byte at a time does not hold a request open
+            async for part in request.stream():
+                body += part
+                if len(body) > MAX_BODY:
+                    raise ApiError(413, "Request body too large", {"limit_bytes": MAX_BODY})
+    except TimeoutError:
+        raise ApiError(408, "Request body too slow", {"limit_seconds": BODY_TIMEOUT}) from None
     if not body.strip():
         return {}
     def no_constants(name: str) -> None:
@@ -310,7 +317,10 @@ class ExStreamApp:
 
     def _refusal(self, scope: dict[str, Any]) -> access.Refusal | None:
         cfg = self.engine.config.server
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        raw = scope.get("headers", [])
+        if sum(len(k) + len(v) + 4 for k, v in raw) > MAX_HEADER_BYTES:
+            return access.Refusal(431, "Request header fields too large", f"at most {MAX_HEADER_BYTES} bytes")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
         host = headers.get("host")
         if host is not None and not access.host_allowed(host, cfg.base_url, tuple(cfg.allowed_hosts)):
             return access.Refusal(421, "Unknown host", f"this server does not answer to {host[:100]!r}: use its "

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import uvicorn
 
-from ..engine.engine import DataDirBusy, Engine
+from ..engine.engine import DataDirBusy, Engine, StateError
 from .app import build_app
 from .protocol import ConnectionGuard, guarded_protocol
 
@@ -124,7 +124,7 @@ class ServerHandle:
             self.port = self._sock.getsockname()[1]
         try:
             await self.engine.start()
-        except DataDirBusy as exc:
+        except (DataDirBusy, StateError) as exc:
             self._sock.close()
             await self.engine.stop()
             raise ServerStartError(str(exc)) from None

@@ -18,6 +18,7 @@ from typing import Any
 from ..engine.engine import Engine, UnknownChannel
 from ..engine.sessions import SessionLimitReached, SessionState, StreamSession
 from ..engine.throttle import StreamThrottler
+from .protocol import abort_now
 
 log = logging.getLogger("exstreamtv.stream")
 
@@ -44,13 +45,9 @@ def limit_send_buffer(send: Any, size: int) -> None:
 
 
 def abort_transport(send: Any) -> None:
-    """Drop the TCP connection now (uvicorn's send is a bound method of the cycle that owns it)."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is not None:
-        try:
-            transport.abort()
-        except Exception:  # pragma: no cover
-            pass
+    """Drop the TCP connection now with RST, so the kernel frees the unsent data at once
+    (uvicorn's send is a bound method of the cycle that owns the transport)."""
+    abort_now(getattr(getattr(send, "__self__", None), "transport", None))
 
 
 def client_addr(scope: dict[str, Any]) -> str:
@@ -107,9 +104,13 @@ class StreamEndpoint:
             session = engine.sessions.create(channel.number, client_addr(scope), header(scope, b"user-agent"),
                                              kind="hdhr" if hdhr else "stream")
         except SessionLimitReached as exc:
-            await send_json(send, 503, {"error": "Max sessions reached",
-                                        "detail": {"channel_id": exc.channel_id, "limit": exc.limit}},
-                            [(b"retry-after", b"30")])
+            if exc.per_address:
+                await send_json(send, 429, {"error": "Too many streams from this address",
+                                            "detail": {"limit": exc.limit}}, [(b"retry-after", b"30")])
+            else:
+                await send_json(send, 503, {"error": "Max sessions reached",
+                                            "detail": {"channel_id": exc.channel_id, "limit": exc.limit}},
+                                [(b"retry-after", b"30")])
             return
         try:
             viewer = await channel.attach()
