@@ -184,6 +184,8 @@ class Store:
 
     def _bad_row(self, table: str, row: tuple, exc: Exception) -> None:
         msg = f"{self.path}: skipped a bad row in table {table} ({exc}): {str(row)[:120]}"
+        if msg in self.bad_rows:
+            return  # read again: reported once
         self.bad_rows.append(msg)
         log.warning("%s", msg)
 
