@@ -480,6 +480,7 @@ class Channel:
             # a bug must not leave viewers hanging: log it, count it, and start the supervisor again
             log.exception("channel %s supervisor crashed; restarting it", self.number)
             self.last_error = "internal error (see log)"
+            self._set_state(ChannelState.RECOVERING)  # never "playing" while nothing is sent
             if self.running:
                 self._crashes += 1
                 delay = min(30.0, 0.25 * 2 ** min(self._crashes, 8))  # a bug that repeats must not spin
