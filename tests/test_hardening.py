@@ -281,7 +281,7 @@ def test_store_keeps_failed_writes_and_retries_them(tmp_path):
     deadline = time.time() + 10
     while not store.failing and time.time() < deadline:
         time.sleep(0.05)
-    assert store.failing and store.write_failures >= 1 and changes[0][0] is False
+    assert store.failing and store.write_failures >= 1 and changes[0][0] is False and store.pending_retries >= 20
     store._retry.insert(0, (f"PRAGMA max_page_count = {pages * 100}", ()))  # space again
     deadline = time.time() + 10
     while store.failing and time.time() < deadline:

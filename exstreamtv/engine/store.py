@@ -69,6 +69,10 @@ class Store:
         self._thread = threading.Thread(target=self._writer, name="store-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def pending_retries(self) -> int:
+        return len(self._retry)
+
     # ------------------------------------------------------------ writing (any thread, never blocks)
     def _put(self, sql: str, args: tuple) -> None:
         self._q.put((sql, args))

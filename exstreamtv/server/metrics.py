@@ -110,6 +110,14 @@ class EngineCollector(Collector):
                                 "threshold (100 ms)")
         c.add_metric([], lag.over_threshold)
         yield c
+        store = e.store
+        if store is not None:
+            f = CounterMetricFamily("exstreamtv_store_write_failures", "Database commits that failed (kept, retried)")
+            f.add_metric([], store.write_failures)
+            yield f
+            p = GaugeMetricFamily("exstreamtv_store_pending_writes", "Writes kept while the database refuses them")
+            p.add_metric([], store.pending_retries)
+            yield p
 
 
 def metrics_registry(engine: Engine) -> CollectorRegistry:
