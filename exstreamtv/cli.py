@@ -37,14 +37,92 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level (default: info)")
     p.add_argument("--version", action="version", version=f"exstreamtv {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{backup,restore}",
-                           help="maintenance commands (without one: run the server)")
+    sub = p.add_subparsers(dest="command", metavar="{console,backup,restore}",
+                           help="commands (without one: run the server)")
+    c = sub.add_parser("console", help="the console, attached to a running server (over SSH: it finds the "
+                       "server of the data dir, or use --connect); q leaves the server running")
+    c.add_argument("--connect", metavar="URL", help="the server's URL (default: the one running on the data dir)")
+    c.add_argument("--token", help="the server's api_token (default: read from the data dir; env "
+                   "EXSTREAMTV_API_TOKEN); without one a remote console is read-only")
+    c.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
     b = sub.add_parser("backup", help="take a consistent database backup now (also while the server runs)")
     b.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
     r = sub.add_parser("restore", help="restore the database from a backup file (the server must be stopped)")
     r.add_argument("file", metavar="FILE", help="a backup made by `exstreamtv backup` or the backup task")
     r.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
     return p
+
+
+class EmbeddedBackend:
+    """The console runs the engine and the HTTP server in its own process (``exstreamtv``)."""
+
+    owns_server = True
+
+    def __init__(self, cfg: Config, data_dir: Path, host: str | None = None, port: int | None = None) -> None:
+        self.cfg, self.data_dir, self.host, self.port = cfg, data_dir, host, port
+        self.handle = None
+
+    async def start(self):
+        from .engine.control import ControlUnavailable, LocalControl
+        from .engine.engine import Engine
+        from .server.runner import ServerHandle, ServerStartError
+
+        engine = Engine(self.cfg, self.data_dir)
+        handle = ServerHandle(engine, host=self.host, port=self.port)
+        try:
+            await handle.start()
+        except (ServerStartError, FFmpegNotFound) as exc:
+            await engine.stop()
+            raise ControlUnavailable(str(exc)) from None
+        except BaseException:
+            await engine.stop()
+            raise
+        self.handle = handle
+        return LocalControl(engine, handle.urls)
+
+    async def stop(self, status=None) -> None:
+        if self.handle is None:
+            return
+        if status is not None:
+            status(f"ending viewer streams and {self.handle.engine.pool.running} FFmpeg process(es)…")
+        await self.handle.stop()
+        if status is not None:
+            status(f"stopped; {self.handle.engine.pool.running} FFmpeg processes left")
+
+    def kill_leftovers(self) -> None:
+        if self.handle is not None and self.handle.engine.pool.running:
+            self.handle.engine.pool.kill_all_now()
+
+
+class AttachedBackend:
+    """The console attached to a running server over HTTP (``exstreamtv console``)."""
+
+    owns_server = False
+
+    def __init__(self, url: str | None, token: str | None, data_dir: Path) -> None:
+        self.url, self.token, self.data_dir = url, token, data_dir
+        self.control = None
+
+    async def start(self):
+        from .attach import HttpControl, NotConnected, find_local_server
+        from .engine.control import ControlUnavailable
+
+        url, token = self.url, self.token
+        if url is None:
+            try:
+                url, found = find_local_server(self.data_dir)
+            except NotConnected as exc:
+                raise ControlUnavailable(str(exc)) from None
+            token = token or found
+        self.control = HttpControl(url, token)
+        self.control.start()
+        return self.control
+
+    async def stop(self, status=None) -> None:
+        if status is not None:
+            status("detaching; the server keeps running")
+        if self.control is not None:
+            await self.control.close()
 
 
 def run_maintenance(args: argparse.Namespace, cfg: Config, data_dir: Path) -> int:
@@ -121,14 +199,22 @@ async def run_headless(cfg: Config, data_dir: Path) -> int:
 
 
 def setup_logging(level: str) -> None:
+    from .engine.log_ring import log_ring
+
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    log_ring()  # the latest lines, for attached consoles
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     chosen = getattr(args, "sub_data_dir", None) or args.data_dir
     data_dir = Path(chosen).expanduser() if chosen else DEFAULT_DATA_DIR
+    if args.command == "console":  # needs no config: it reads everything from the server
+        from .tui.app import run_console
+
+        token = args.token or os.environ.get("EXSTREAMTV_API_TOKEN") or None
+        return run_console(AttachedBackend(args.connect, token, data_dir), args.log_level)
     try:
         cfg = resolve_config(args, data_dir)
     except ConfigError as exc:
@@ -144,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_headless(cfg, data_dir))
         from .tui.app import run_console
 
-        return run_console(cfg, data_dir, args.log_level)
+        return run_console(EmbeddedBackend(cfg, data_dir), args.log_level, cfg)
     except (FFmpegNotFound, ServerStartError) as exc:
         print(f"exstreamtv: {exc}", file=sys.stderr)
         return 2

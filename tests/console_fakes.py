@@ -81,15 +81,20 @@ class FakeControl:
                                  "sessions": page, "sessions_total": len(live),
                                  "sessions_offset": min(q.sessions_offset, len(live))})
 
-    def restart(self, channel_id: int) -> CommandResult:
+    def describe(self):
+        from exstreamtv.engine.control import ControlInfo
+
+        return ControlInfo()
+
+    async def restart(self, channel_id: int) -> CommandResult:
         self.commands.append(("restart", channel_id))
         return CommandResult(True, f"Restart of channel {channel_id} accepted")
 
-    def show_error_screen(self, channel_id: int, seconds: float, params: dict) -> CommandResult:
+    async def show_error_screen(self, channel_id: int, seconds: float, params: dict) -> CommandResult:
         self.commands.append(("error_screen", (channel_id, seconds, params)))
         return CommandResult(True, "on air")
 
-    def kick(self, session_id: str) -> CommandResult:
+    async def kick(self, session_id: str) -> CommandResult:
         self.commands.append(("kick", session_id))
         return CommandResult(True, "kicked")
 

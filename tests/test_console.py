@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from exstreamtv.tui.app import ConsoleApp
+from exstreamtv.cli import EmbeddedBackend
 
 from .conftest import SMALL_PROFILE, channel, ffmpeg_children, small_config
 from .console_fakes import FakeControl, fake_snapshot
@@ -35,7 +36,7 @@ async def until(pilot, cond, timeout=20.0, what="condition"):
 async def test_console_against_a_real_engine(media, tmp_path):
     cfg = small_config([channel(1, "Console One", media["long"]), channel(2, "Console Two", media["long"])],
                        MAGENTA)
-    app = ConsoleApp(cfg, tmp_path / "data", host="127.0.0.1", port=0, refresh_seconds=0.3)
+    app = ConsoleApp(EmbeddedBackend(cfg, tmp_path / "data", "127.0.0.1", 0), refresh_seconds=0.3, config=cfg)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.control is not None, what="engine start")
         import httpx

@@ -1,8 +1,9 @@
 """The console's one small interface to the engine: read a snapshot, send commands.
 
-Everything here is plain data (dicts and lists that JSON can carry), so the same
-interface can later be served over HTTP and a console attached to a headless server.
-``LocalControl`` is the in-process implementation.
+Everything here is plain data (dicts and lists that JSON can carry): ``LocalControl`` is
+the in-process implementation (the embedded console, and the HTTP server's console API);
+``exstreamtv/attach.py``'s ``HttpControl`` is the same interface over HTTP, for a console
+attached to a running server.
 """
 
 from __future__ import annotations
@@ -53,16 +54,45 @@ class EngineSnapshot:
     scan: dict[str, Any] = field(default_factory=dict)  # background media probe (ScanProgress.snapshot)
 
 
+class ControlUnavailable(Exception):
+    """The console could not reach an engine (start-up failed, no server found); the message says why."""
+
+
+class ConsoleBackend(Protocol):
+    """What the console is handed by the command line: it starts (or attaches to) an engine and
+    gives the control, and stops (or detaches) at the end. The console never builds a server."""
+
+    owns_server: bool  # False: quitting the console leaves the server running
+
+    async def start(self) -> "EngineControl": ...
+
+    async def stop(self, status: Any = None) -> None: ...
+
+
+@dataclass
+class ControlInfo:
+    """How the console reaches the engine (shown in its header)."""
+
+    mode: str = "local"  # local: the console runs the server; attached: over HTTP to a running one
+    url: str = ""
+    read_only: bool = False
+    connected: bool = True
+    disconnected_since: float | None = None  # wall clock
+    error: str = ""
+
+
 class EngineControl(Protocol):
     def snapshot(self, query: SnapshotQuery | None = None) -> EngineSnapshot: ...
 
-    def restart(self, channel_id: int) -> CommandResult: ...
+    async def restart(self, channel_id: int) -> CommandResult: ...
 
-    def show_error_screen(self, channel_id: int, seconds: float, params: dict[str, Any]) -> CommandResult: ...
+    async def show_error_screen(self, channel_id: int, seconds: float, params: dict[str, Any]) -> CommandResult: ...
 
-    def kick(self, session_id: str) -> CommandResult: ...
+    async def kick(self, session_id: str) -> CommandResult: ...
 
     async def preview(self, channel_id: int, params: dict[str, Any], width: int, height: int) -> PreviewImage: ...
+
+    def describe(self) -> "ControlInfo": ...
 
 
 class LocalControl:
@@ -99,21 +129,24 @@ class LocalControl:
             scan=e.scan.snapshot(),
         )
 
-    def restart(self, channel_id: int) -> CommandResult:
+    def describe(self) -> ControlInfo:
+        return ControlInfo("local", self.urls[0] if self.urls else "")
+
+    async def restart(self, channel_id: int) -> CommandResult:
         d = self.engine.request_channel_restart(channel_id, source="console")
         if d.accepted:
             return CommandResult(True, f"Restart of channel {channel_id} accepted")
         return CommandResult(False, f"Restart of channel {channel_id} refused: {d.reason.value}, "
                              f"retry in {d.retry_after_seconds:.0f}s", d.reason.value, d.retry_after_seconds)
 
-    def show_error_screen(self, channel_id: int, seconds: float, params: dict[str, Any]) -> CommandResult:
+    async def show_error_screen(self, channel_id: int, seconds: float, params: dict[str, Any]) -> CommandResult:
         try:
             self.engine.show_error_screen(channel_id, seconds, params)
         except ValueError as exc:
             return CommandResult(False, f"Invalid error screen: {exc}", "invalid")
         return CommandResult(True, f"Error screen on air on channel {channel_id} for {seconds:g}s")
 
-    def kick(self, session_id: str) -> CommandResult:
+    async def kick(self, session_id: str) -> CommandResult:
         if self.engine.sessions.kick(session_id):
             return CommandResult(True, f"Session {session_id} disconnected")
         return CommandResult(False, f"Session {session_id} not found", "not_found")

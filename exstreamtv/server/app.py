@@ -22,6 +22,8 @@ from ..engine import hdhr
 from ..engine.channel import ChannelState
 from ..engine.engine import Engine, UnknownChannel
 from ..engine import access
+from ..engine.control import LocalControl
+from .console_api import event_stream, snapshot_json
 from .metrics import metrics_registry, render
 from .protocol import ConnectionGuard
 from .stream import STREAM_PATH, StreamEndpoint
@@ -124,7 +126,8 @@ def m3u_escape(value: str) -> str:
     return value.replace('"', "'").replace("\n", " ").replace("\r", " ")
 
 
-def build_starlette(engine: Engine, guard: ConnectionGuard | None = None) -> Starlette:
+def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
+                    control: LocalControl | None = None) -> Starlette:
     async def healthz(request: Request) -> Response:
         body = {"status": "ok", "event_loop": engine.loop_lag.snapshot()}
         if guard is not None:
@@ -249,6 +252,31 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None) -> Sta
                              "last_id": evs[-1].id if evs else since})
 
     registry = metrics_registry(engine)
+    control = control or LocalControl(engine)
+
+    async def console_snapshot(request: Request) -> Response:
+        body = snapshot_json(control, request.query_params)
+        return Response(body, media_type="application/json")
+
+    async def preview(request: Request) -> Response:
+        n = channel_number(request, engine)
+        body = await json_body(request)
+        try:
+            width = max(16, min(int(body.get("width", 96)), 640))
+            height = max(16, min(int(body.get("height", 54)), 360))
+        except (TypeError, ValueError):
+            raise ApiError(400, "width and height must be integers") from None
+        params = body.get("params") or {}
+        if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
+            raise ApiError(400, "params must be an object of strings")
+        try:
+            img = await control.preview(n, params, width, height)
+        except ValueError as exc:
+            raise ApiError(400, f"Invalid error screen: {exc}") from None
+        except RuntimeError as exc:
+            raise ApiError(500, "Preview failed", str(exc)[:300]) from None
+        return Response(img.rgb, media_type="application/octet-stream",
+                        headers={"X-Width": str(img.width), "X-Height": str(img.height)})
 
     async def metrics(request: Request) -> Response:
         return Response(render(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -287,6 +315,8 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None) -> Sta
         Route("/api/pool", pool),
         Route("/api/breakers", breakers),
         Route("/api/events", events),
+        Route("/api/console/snapshot", console_snapshot),
+        Route("/api/channels/{n}/error-screen/preview", preview, methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found, ApiError: api_error,
                                                          Exception: server_error})
@@ -298,7 +328,8 @@ class ExStreamApp:
     def __init__(self, engine: Engine, guard: ConnectionGuard | None = None) -> None:
         self.engine = engine
         self.stream = StreamEndpoint(engine)
-        self.api = build_starlette(engine, guard)
+        self.control = LocalControl(engine)  # the console API's view of the engine (urls set once serving)
+        self.api = build_starlette(engine, guard, self.control)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -308,6 +339,9 @@ class ExStreamApp:
 
                 headers = [(b"www-authenticate", b"Bearer")] if refusal.status == 401 else []
                 await send_json(send, refusal.status, {"error": refusal.error, "detail": refusal.detail}, headers)
+                return
+            if scope.get("path") == "/api/console/stream" and scope["method"] == "GET":
+                await event_stream(self.engine, scope, receive, send)
                 return
             m = STREAM_PATH.match(scope.get("path", ""))
             if m:

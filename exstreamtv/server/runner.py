@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import resource
 import socket
 import time
@@ -102,6 +104,7 @@ class ServerHandle:
         self._sock: socket.socket | None = None
         self._ssdp = None
         self.guard: ConnectionGuard | None = None
+        self.app = None
 
     @property
     def urls(self) -> list[str]:
@@ -143,7 +146,8 @@ class ServerHandle:
                         cfg.limit_concurrency)
         self.guard = ConnectionGuard(most, cfg.max_connections_per_address, cfg.header_timeout_seconds)
         quiet_accept_errors(asyncio.get_running_loop())
-        config = uvicorn.Config(build_app(self.engine, self.guard), log_config=None, lifespan="off",
+        self.app = build_app(self.engine, self.guard)
+        config = uvicorn.Config(self.app, log_config=None, lifespan="off",
                                 access_log=self.access_log, ws="none",
                                 http=guarded_protocol(self.guard),
                                 limit_concurrency=None,
@@ -159,11 +163,41 @@ class ServerHandle:
             await self.engine.stop()
             raise ServerStartError(f"HTTP server failed to start: {exc!r}")
         log.info("serving on %s", ", ".join(self.urls))
+        self.app.control.urls = self.urls
+        self._write_state()
         if self.engine.config.hdhr.ssdp_enabled:
             from .ssdp import start_ssdp
 
             base = self.engine.config.server.base_url or self.urls[-1]
             self._ssdp = await start_ssdp(self.engine.hdhr_device_id, base)
+
+    def _write_state(self) -> None:
+        """Where an attached console finds this server: ``server.json`` (URL, pid) in the data dir,
+        and the control token in ``console.token``, readable by its owner only."""
+        d = self.engine.data_dir
+        local = f"http://127.0.0.1:{self.port}" if self.host in ("0.0.0.0", "", "127.0.0.1") else self.urls[0]
+        if self.host == "::":
+            local = f"http://[::1]:{self.port}"
+        try:
+            (d / "server.json").write_text(json.dumps({"url": local, "urls": self.urls, "pid": os.getpid()}))
+            token = self.engine.config.server.api_token
+            path = d / "console.token"
+            if token:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(token)
+                os.chmod(path, 0o600)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not write %s/server.json for attached consoles: %s", d, exc)
+
+    def _remove_state(self) -> None:
+        for name in ("server.json", "console.token"):
+            try:
+                (self.engine.data_dir / name).unlink(missing_ok=True)
+            except OSError:
+                pass
 
     async def wait(self) -> None:
         if self._task is not None:
@@ -181,5 +215,6 @@ class ServerHandle:
             except (asyncio.TimeoutError, Exception, SystemExit):
                 self._task.cancel()
         await self.engine.stop()
+        self._remove_state()
         if self._sock is not None:
             self._sock.close()

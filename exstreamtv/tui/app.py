@@ -12,7 +12,6 @@ import logging
 import sys
 import time
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -23,9 +22,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Static
 
 from ..engine.config import Config
-from ..engine.control import EngineControl, EngineSnapshot, LocalControl, SnapshotQuery
+from ..engine.control import (ConsoleBackend, ControlInfo, ControlUnavailable, EngineControl, EngineSnapshot,
+                              SnapshotQuery)
 from .formatting import human_duration, progress_bar
-from .log_handler import ConsoleLogHandler
 from .screens import ConfirmScreen, ErrorScreenPreview, HelpScreen, ShutdownScreen
 from .table import VirtualTable
 from .widgets import ChannelsTable, EventsLog, HealthPanel, KeyedTable, PoolPanel, SessionsTable
@@ -73,17 +72,14 @@ class ConsoleApp(App[int]):
         Binding("escape", "clear_filter", show=False),
     ]
 
-    def __init__(self, config: Config | None = None, data_dir: Path | None = None,
-                 control: EngineControl | None = None, log_handler: ConsoleLogHandler | None = None,
-                 refresh_seconds: float = 1.0, host: str | None = None, port: int | None = None) -> None:
+    def __init__(self, backend: ConsoleBackend | None = None, control: EngineControl | None = None,
+                 log_handler: Any = None, refresh_seconds: float = 1.0, config: Config | None = None) -> None:
         super().__init__()
+        self.backend = backend
         self.config = config
-        self.data_dir = data_dir
         self.control = control
-        self.log_handler = log_handler
+        self.log_handler = log_handler  # records + seq: the process's log ring, or the attached server's lines
         self.refresh_seconds = refresh_seconds
-        self.host, self.port = host, port
-        self.handle = None  # ServerHandle when this app owns the engine
         self.last_snapshot: EngineSnapshot | None = None
         self.startup_error: str | None = None
         self.refresh_count = 0
@@ -93,6 +89,11 @@ class ConsoleApp(App[int]):
         self.panel_errors: dict[str, str] = {}
         self._refresh_timer = None
         self._window_refresh_pending = False
+
+    @property
+    def handle(self):
+        """The embedded server (tests, screenshots), when this console runs it."""
+        return getattr(self.backend, "handle", None)
 
     # ------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -112,7 +113,7 @@ class ConsoleApp(App[int]):
             w = self.query_one(f"#{wid}")
             w.border_title = getattr(w, "BORDER_TITLE", wid)
         self.query_one("#channels", ChannelsTable).focus()
-        if self.control is None:
+        if self.control is None and self.backend is not None:
             self.run_worker(self._start_backend(), exclusive=True, group="backend")
         else:
             self.refresh_panels()
@@ -136,28 +137,20 @@ class ConsoleApp(App[int]):
             self.slowdown //= 2
 
     async def _start_backend(self) -> None:
-        from ..engine.engine import Engine
-        from ..engine.ffmpeg_binary import FFmpegNotFound
-        from ..server.runner import ServerHandle, ServerStartError
-
-        assert self.config is not None and self.data_dir is not None
-        engine = Engine(self.config, self.data_dir)
-        handle = ServerHandle(engine, host=self.host, port=self.port)
+        assert self.backend is not None
         try:
-            await handle.start()
-        except (ServerStartError, FFmpegNotFound) as exc:
+            self.control = await self.backend.start()
+        except ControlUnavailable as exc:
             self.startup_error = str(exc)
-            await engine.stop()
             self.exit(2)
             return
         except Exception as exc:  # shown as one line after the console closes, never a traceback
             log.exception("start-up failed")
             self.startup_error = f"start-up failed: {type(exc).__name__}: {exc}"
-            await engine.stop()
             self.exit(2)
             return
-        self.handle = handle
-        self.control = LocalControl(engine, handle.urls)
+        if self.log_handler is None:
+            self.log_handler = getattr(self.control, "logs", None)
         self.refresh_panels()
 
     # ------------------------------------------------------------ refresh
@@ -175,12 +168,20 @@ class ConsoleApp(App[int]):
         if self.control is None:
             return
         started = time.perf_counter()
+        info = self.control.describe()
         try:
             snap = self.control.snapshot(self.snapshot_query())
         except Exception as exc:  # the console shows it; it never takes the engine down
+            if info.mode == "attached":
+                self._disconnected(info)
+                return
             log.exception("console snapshot failed")
             self._status(Text(f"EXStreamTV  snapshot failed: {type(exc).__name__}: {exc}", style="bold red"))
             return
+        if not info.connected:  # attached and the server is gone: the last data stays, greyed out
+            self._disconnected(info)
+            return
+        self.screen.remove_class("-stale")
         self.last_snapshot = snap
         self.refresh_count += 1
         channels = self.query_one("#channels", ChannelsTable)
@@ -199,8 +200,18 @@ class ConsoleApp(App[int]):
         self._adapt_rate(snap)
         self._panel("status", lambda: self._status(self.status_line(snap)))
 
+    def _disconnected(self, info: ControlInfo) -> None:
+        self.screen.add_class("-stale")
+        since = time.strftime("%H:%M:%S", time.localtime(info.disconnected_since or time.time()))
+        word = "connecting to" if self.last_snapshot is None else "disconnected from"
+        line = Text.assemble(("EXStreamTV ", "bold"), (f"{word} {info.url} since {since}, retrying", "bold red"),
+                             f"  ({info.error[:80]})  " if info.error else "  ",
+                             ("q leaves the server running", "dim"))
+        self._status(line)
+
     def status_line(self, snap: EngineSnapshot) -> Text:
         url = snap.urls[0] if snap.urls else ""
+        info = self.control.describe() if self.control is not None else None
         pool = snap.pool
         total = snap.sessions_total if snap.sessions_total is not None else len(snap.sessions)
         lag = snap.loop.get("p99_ms")
@@ -223,6 +234,9 @@ class ConsoleApp(App[int]):
         if self.panel_errors:
             name, err = next(iter(self.panel_errors.items()))
             line.append(f"{name} panel error: {err}  ", style="bold red")
+        if info is not None and info.mode == "attached":
+            line.append("attached" + (" read-only" if info.read_only else "") + ": q leaves the server running  ",
+                        style="yellow" if info.read_only else "cyan")
         line.append("? help", style="dim")
         return line
 
@@ -273,9 +287,12 @@ class ConsoleApp(App[int]):
             self.restart_channel(n)
 
     def restart_channel(self, n: int) -> None:
+        self.run_worker(self._restart(n), group="command")
+
+    async def _restart(self, n: int) -> None:
         if self.control is None:
             return
-        result = self.control.restart(n)
+        result = await self.control.restart(n)
         self.notify(result.message, title="Restart", severity="information" if result.ok else "warning",
                     timeout=6, markup=False)
         self.refresh_panels()
@@ -305,9 +322,12 @@ class ConsoleApp(App[int]):
         self.kick_session(key)
 
     def kick_session(self, session_id: str) -> None:
+        self.run_worker(self._kick(session_id), group="command")
+
+    async def _kick(self, session_id: str) -> None:
         if self.control is None:
             return
-        result = self.control.kick(session_id)
+        result = await self.control.kick(session_id)
         self.notify(result.message, severity="information" if result.ok else "warning", markup=False)
         self.refresh_panels()
 
@@ -348,25 +368,24 @@ class ConsoleApp(App[int]):
             return  # already stopping
         screen = ShutdownScreen()
         await self.push_screen(screen)
-        if self.handle is not None:
-            running = self.handle.engine.pool.running
-            screen.set_status(f"ending viewer streams and {running} FFmpeg process(es)…")
-            await self.handle.stop()
-            screen.set_status(f"stopped; {self.handle.engine.pool.running} FFmpeg processes left")
+        if self.backend is not None:
+            await self.backend.stop(screen.set_status)
             await asyncio.sleep(0.2)
         self.exit(0)
 
 
-def run_console(cfg: Config, data_dir: Path, log_level: str, host: str | None = None,
-                port: int | None = None) -> int:
+def run_console(backend: ConsoleBackend, log_level: str, config: Config | None = None) -> int:
+    """Run the console on ``backend`` (built by the command line: embedded engine or attached)."""
     from .log_handler import install
 
-    handler = install(log_level)
-    app = ConsoleApp(cfg, data_dir, log_handler=handler, host=host, port=port)
+    handler = install(log_level)  # nothing may write to the terminal behind Textual
+    # attached: the events panel shows the server's log lines (the control's), not this process's
+    app = ConsoleApp(backend, log_handler=handler if backend.owns_server else None, config=config)
     rc = app.run()
     if app.startup_error:
         print(f"exstreamtv: {app.startup_error}", file=sys.stderr)
         return 2
-    if app.handle is not None and app.handle.engine.pool.running:  # the loop ended without a graceful stop
-        app.handle.engine.pool.kill_all_now()
+    leftovers = getattr(backend, "kill_leftovers", None)
+    if leftovers is not None:  # the loop ended without a graceful stop
+        leftovers()
     return rc if isinstance(rc, int) else 0

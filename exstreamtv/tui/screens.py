@@ -138,12 +138,12 @@ class ErrorScreenPreview(ModalScreen[None]):
         self.action_redraw()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.put_on_air()
+        self.run_worker(self.put_on_air(), group="command")
 
     def key_enter(self) -> None:
-        self.put_on_air()
+        self.run_worker(self.put_on_air(), group="command")
 
-    def put_on_air(self) -> None:
+    async def put_on_air(self) -> None:
         raw = self.query_one("#seconds", Input).value or "30"
         try:
             seconds = float(raw)
@@ -153,7 +153,7 @@ class ErrorScreenPreview(ModalScreen[None]):
         if not 1 <= seconds <= 3600:
             self.app.notify("Seconds must be between 1 and 3600", severity="error")
             return
-        result = self.control.show_error_screen(self.channel_id, seconds, self.params())
+        result = await self.control.show_error_screen(self.channel_id, seconds, self.params())
         self.app.notify(result.message, severity="information" if result.ok else "error", markup=False)
         if result.ok:
             self.dismiss(None)

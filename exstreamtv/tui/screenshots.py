@@ -42,7 +42,9 @@ def save(app: ConsoleApp, out: Path, name: str) -> None:
 async def main(out: Path, data_dir: Path, size: tuple[int, int]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(None, env={})
-    app = ConsoleApp(cfg, data_dir, host="127.0.0.1", port=0, refresh_seconds=0.5)
+    from ..cli import EmbeddedBackend
+
+    app = ConsoleApp(EmbeddedBackend(cfg, data_dir, "127.0.0.1", 0), refresh_seconds=0.5, config=cfg)
     async with app.run_test(size=size) as pilot:
         while app.control is None:
             await pilot.pause(0.2)
