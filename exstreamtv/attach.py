@@ -135,8 +135,11 @@ class HttpControl:
                 if resp.status_code != 200:
                     self._down(f"HTTP {resp.status_code}: {resp.text[:120]}")
                 else:
-                    self._snap = EngineSnapshot(**{k: v for k, v in resp.json().items()
+                    body = resp.json()
+                    self._snap = EngineSnapshot(**{k: v for k, v in body.items()
                                                    if k in EngineSnapshot.__dataclass_fields__})
+                    if self.token is None and body.get("access", {}).get("token_required"):
+                        self.read_only = True  # the server wants a token we do not have
                     self._up()
             except (httpx.HTTPError, ValueError, TypeError) as exc:
                 self._down(exc)

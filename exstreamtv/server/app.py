@@ -255,7 +255,7 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
     control = control or LocalControl(engine)
 
     async def console_snapshot(request: Request) -> Response:
-        body = snapshot_json(control, request.query_params)
+        body = snapshot_json(control, request.query_params, bool(engine.config.server.api_token))
         return Response(body, media_type="application/json")
 
     async def preview(request: Request) -> Response:

@@ -60,9 +60,10 @@ def snapshot_query(params: Any) -> SnapshotQuery:
     return q
 
 
-def snapshot_json(control: LocalControl, params: Any) -> bytes:
-    snap = control.snapshot(snapshot_query(params))
-    return json.dumps(dataclasses.asdict(snap), default=str).encode()
+def snapshot_json(control: LocalControl, params: Any, token_required: bool) -> bytes:
+    body = dataclasses.asdict(control.snapshot(snapshot_query(params)))
+    body["access"] = {"token_required": token_required}  # so a tokenless console knows it is read-only
+    return json.dumps(body, default=str).encode()
 
 
 async def event_stream(engine: Engine, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -215,10 +215,13 @@ class ConsoleApp(App[int]):
         pool = snap.pool
         total = snap.sessions_total if snap.sessions_total is not None else len(snap.sessions)
         lag = snap.loop.get("p99_ms")
-        line = Text.assemble(("EXStreamTV ", "bold"), (url, "cyan"),
-                             f"  up {human_duration(snap.uptime_seconds)}  ",
-                             f"{len(snap.channels)} ch  {total} viewers  ",
-                             f"ffmpeg {pool['running']}/{pool['capacity']}  ")
+        line = Text.assemble(("EXStreamTV ", "bold"), (url, "cyan"))
+        if info is not None and info.mode == "attached":
+            line.append(" attached" + (" read-only" if info.read_only else ""),
+                        style="bold yellow" if info.read_only else "bold cyan")
+        line.append(f"  up {human_duration(snap.uptime_seconds)}  ")
+        line.append(
+f"{len(snap.channels)} ch  {total} viewers  ffmpeg {pool['running']}/{pool['capacity']}  ")
         if lag is not None:
             line.append(f"loop {lag:.0f} ms  ", style="bold red" if lag > 100 else ("yellow" if lag > 20 else ""))
         scan = snap.scan or {}
@@ -235,8 +238,7 @@ class ConsoleApp(App[int]):
             name, err = next(iter(self.panel_errors.items()))
             line.append(f"{name} panel error: {err}  ", style="bold red")
         if info is not None and info.mode == "attached":
-            line.append("attached" + (" read-only" if info.read_only else "") + ": q leaves the server running  ",
-                        style="yellow" if info.read_only else "cyan")
+            line.append("q detaches (the server keeps running)  ", style="dim")
         line.append("? help", style="dim")
         return line
 
