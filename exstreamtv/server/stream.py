@@ -15,14 +15,21 @@ import re
 import socket
 from typing import Any
 
-from ..engine.engine import Engine, UnknownChannel
-from ..engine.sessions import SessionLimitReached, SessionState, StreamSession
+from ..engine import admission
+from ..engine.admission import Refused
+from ..engine.engine import Engine
+from ..engine.sessions import SessionState, StreamSession
 from ..engine.throttle import StreamThrottler
 from .protocol import abort_now
 
 log = logging.getLogger("exstreamtv.stream")
 
 STREAM_PATH = re.compile(r"^(/hdhr)?/stream/channels/([^/]+)\.ts$")
+
+# the engine decides who may tune in; this maps its refusals to HTTP
+STATUS = {Refused.UNKNOWN_CHANNEL: 404, Refused.UNAVAILABLE: 503, Refused.BREAKER_OPEN: 503, Refused.TUNERS_BUSY: 503,
+          Refused.CHANNEL_FULL: 503, Refused.ADDRESS_FULL: 429, Refused.START_FAILED: 503}
+RETRY_AFTER = {Refused.CHANNEL_FULL, Refused.ADDRESS_FULL}
 
 
 async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -73,51 +80,23 @@ class StreamEndpoint:
                             [(b"allow", b"GET, HEAD")])
             return
         try:
-            channel = engine.channel(number)
-        except UnknownChannel:
-            await send_json(send, 404, {"error": f"Unknown channel {number!r}",
-                                        "detail": {"channels": sorted(engine.channels)}})
-            return
-        if channel.schedule is None:
-            await send_json(send, 503, {"error": "Channel unavailable", "detail": channel.unavailable_reason})
+            if scope["method"] == "HEAD":
+                admission.check(engine, number, hdhr)
+            else:
+                admitted = await admission.admit(engine, number, client_addr(scope), header(scope, b"user-agent"),
+                                                 hdhr)
+        except admission.AdmissionRefused as refusal:
+            headers = [(k.encode(), v.encode()) for k, v in refusal.extra.items()]
+            if refusal.retry_after_seconds is not None and refusal.reason in RETRY_AFTER:
+                headers.append((b"retry-after", str(max(1, round(refusal.retry_after_seconds))).encode()))
+            await send_json(send, STATUS[refusal.reason], {"error": refusal.error, "detail": refusal.detail}, headers)
             return
         if scope["method"] == "HEAD":
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"video/mp2t"), (b"cache-control", b"no-cache")]})
             await send({"type": "http.response.body", "body": b""})
             return
-        if not channel.running and not engine.breakers[channel.number].would_allow() \
-                and not engine.auto_heal.use_error_screen_fallback:  # nothing to show while it is down
-            b = engine.breakers[channel.number].snapshot()
-            await send_json(send, 503, {"error": "Channel is failing; its circuit breaker is open",
-                                        "detail": {"retry_after_seconds": b.retry_after_seconds}})
-            return
-        if hdhr:  # HDHomeRun clients use tuners: at most tuner_count distinct channels at once
-            in_use = engine.hdhr_channels_in_use()
-            limit = engine.config.hdhr.tuner_count
-            if channel.number not in in_use and len(in_use) >= limit:
-                await send_json(send, 503, {"error": "All tuners in use",
-                                            "detail": {"tuner_count": limit, "channels_in_use": sorted(in_use)}},
-                                [(b"x-hdhomerun-error", b"805 All Tuners In Use")])
-                return
-        try:
-            session = engine.sessions.create(channel.number, client_addr(scope), header(scope, b"user-agent"),
-                                             kind="hdhr" if hdhr else "stream")
-        except SessionLimitReached as exc:
-            if exc.per_address:
-                await send_json(send, 429, {"error": "Too many streams from this address",
-                                            "detail": {"limit": exc.limit}}, [(b"retry-after", b"30")])
-            else:
-                await send_json(send, 503, {"error": "Max sessions reached",
-                                            "detail": {"channel_id": exc.channel_id, "limit": exc.limit}},
-                                [(b"retry-after", b"30")])
-            return
-        try:
-            viewer = await channel.attach()
-        except Exception as exc:
-            engine.sessions.disconnect(session, f"could not start channel: {exc}")
-            await send_json(send, 503, {"error": "Channel could not start", "detail": str(exc)})
-            return
+        session, viewer = admitted.session, admitted.viewer
         await self._pump(scope, receive, send, session, viewer)
 
     async def _pump(self, scope: dict[str, Any], receive: Any, send: Any, session: StreamSession, viewer) -> None:

@@ -1,0 +1,94 @@
+"""Who may tune in: one engine call for every stream request (the server maps refusals).
+
+A viewer is admitted when the channel exists and has something to play, its circuit
+breaker (with no error screen to show) lets it start, an HDHomeRun client finds a free
+tuner, and the session limits (per channel, per address) have room. Nothing is started
+before all of these pass; the refusal says which one failed, with the details a client
+needs (retry time, limits).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .sessions import SessionLimitReached, StreamSession
+
+if TYPE_CHECKING:
+    from .channel import Channel, Viewer
+    from .engine import Engine
+
+
+class Refused(str, enum.Enum):
+    UNKNOWN_CHANNEL = "unknown_channel"
+    UNAVAILABLE = "unavailable"  # nothing playable
+    BREAKER_OPEN = "breaker_open"
+    TUNERS_BUSY = "tuners_busy"
+    CHANNEL_FULL = "channel_full"
+    ADDRESS_FULL = "address_full"
+    START_FAILED = "start_failed"
+
+
+@dataclass
+class AdmissionRefused(Exception):
+    reason: Refused
+    error: str
+    detail: Any = None
+    retry_after_seconds: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.error)
+
+
+@dataclass
+class Admission:
+    channel: "Channel"
+    session: StreamSession
+    viewer: "Viewer"
+
+
+def check(engine: "Engine", number: Any, hdhr: bool = False) -> "Channel":
+    """The checks that start nothing (also answers HEAD requests)."""
+    from .engine import UnknownChannel
+
+    try:
+        channel = engine.channel(number)
+    except UnknownChannel:
+        raise AdmissionRefused(Refused.UNKNOWN_CHANNEL, f"Unknown channel {number!r}",
+                               {"channels": sorted(engine.channels)}) from None
+    if channel.schedule is None:
+        raise AdmissionRefused(Refused.UNAVAILABLE, "Channel unavailable", channel.unavailable_reason)
+    breaker = engine.breakers[channel.number]
+    if not channel.running and not breaker.would_allow() and not engine.auto_heal.use_error_screen_fallback:
+        b = breaker.snapshot()  # nothing to show while it is down
+        raise AdmissionRefused(Refused.BREAKER_OPEN, "Channel is failing; its circuit breaker is open",
+                               {"retry_after_seconds": b.retry_after_seconds}, b.retry_after_seconds)
+    if hdhr:  # HDHomeRun clients use tuners: at most tuner_count distinct channels at once
+        in_use = engine.hdhr_channels_in_use()
+        limit = engine.config.hdhr.tuner_count
+        if channel.number not in in_use and len(in_use) >= limit:
+            raise AdmissionRefused(Refused.TUNERS_BUSY, "All tuners in use",
+                                   {"tuner_count": limit, "channels_in_use": sorted(in_use)},
+                                   extra={"x-hdhomerun-error": "805 All Tuners In Use"})
+    return channel
+
+
+async def admit(engine: "Engine", number: Any, client_addr: str, user_agent: str, hdhr: bool = False) -> Admission:
+    """Admit a viewer (session registered, channel started) or raise ``AdmissionRefused``."""
+    channel = check(engine, number, hdhr)
+    try:
+        session = engine.sessions.create(channel.number, client_addr, user_agent, kind="hdhr" if hdhr else "stream")
+    except SessionLimitReached as exc:
+        if exc.per_address:
+            raise AdmissionRefused(Refused.ADDRESS_FULL, "Too many streams from this address",
+                                   {"limit": exc.limit}, 30.0) from None
+        raise AdmissionRefused(Refused.CHANNEL_FULL, "Max sessions reached",
+                               {"channel_id": exc.channel_id, "limit": exc.limit}, 30.0) from None
+    try:
+        viewer = await channel.attach()
+    except Exception as exc:
+        engine.sessions.disconnect(session, f"could not start channel: {exc}")
+        raise AdmissionRefused(Refused.START_FAILED, "Channel could not start", str(exc)) from None
+    return Admission(channel, session, viewer)
