@@ -12,7 +12,6 @@ viewers' streams alive.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import os
 from collections import deque
@@ -28,23 +27,16 @@ from .ffmpeg_command import FileSource, OutputProfile, program_command
 from .mpegts import CLOCK
 from .pacer import Pacer
 from .splicer import Splicer
-from .process_pool import ManagedProcess, ProcessPoolManager, SpawnRejected
-from .progress import ProgressParser, ProgressSample
+from .process_pool import ManagedProcess, ProcessPoolManager
+from .progress import ProgressSample
 from .restart_guard import RestartDecision
+from .recovery import Recovery
 from .schedule import Schedule, Slot
+from .channel_state import ChannelState
+from .segment import OnAir, SegmentOutcome, SegmentPlan, SegmentRunner
+from .standby import Standby
 
 log = logging.getLogger("exstreamtv.channel")
-
-
-class ChannelState(str, enum.Enum):
-    IDLE = "idle"  # nobody watching, nothing running
-    STARTING = "starting"
-    PLAYING = "playing"
-    ERROR_SCREEN = "error_screen"  # viewers see the error screen (failure or operator slate)
-    RECOVERING = "recovering"  # waiting for a restart to be allowed
-    STOPPING = "stopping"
-    UNAVAILABLE = "unavailable"  # nothing playable in the lineup
-    SCANNING = "scanning"  # its media is still being probed (start-up of a new library)
 
 
 class ChannelHost(Protocol):
@@ -67,42 +59,6 @@ class ChannelHost(Protocol):
 
 
 @dataclass
-class SegmentPlan:
-    kind: str  # "program" or "error_screen"
-    slot: Slot | None
-    argv: list[str]
-    title: str
-
-
-@dataclass
-class SegmentOutcome:
-    ok: bool  # ended by itself with exit code 0
-    stopped: bool  # we ended it (restart, swap, stop)
-    reason: str
-    media_seconds: float
-    returncode: int | None
-    start_media: int | None = None  # splicer time where its output began
-    media_error: str | None = None  # the file itself cannot be played (not a pipeline failure)
-    segment: int | None = None  # the splicer segment it was (what to drop when it failed)
-
-
-# What FFmpeg says when the *input* is the problem (missing, unreadable, not media, no such stream).
-MEDIA_ERRORS = ("No such file or directory", "Permission denied", "Invalid data found when processing input",
-                "moov atom not found", "could not find codec parameters", "does not contain any stream",
-                "matches no streams", "Error opening input", "Is a directory", "End of file")
-
-
-def media_error_in(tail: str) -> str | None:
-    for line in reversed(tail.splitlines()[-8:]):
-        for pattern in MEDIA_ERRORS:
-            if pattern.lower() in line.lower():
-                if pattern == "No such file or directory":  # deleted after the look before spawning
-                    return f"file not found (deleted or renamed): {line.strip()[-160:]}"
-                return line.strip()[-200:]
-    return None
-
-
-@dataclass
 class Viewer:
     channel: "Channel"
     broadcaster: Broadcaster
@@ -116,16 +72,7 @@ class Viewer:
         return self.broadcaster.available(self.cursor, limit)
 
 
-@dataclass
-class OnAir:
-    kind: str
-    title: str
-    start: float | None
-    end: float | None
-    since: float
-
-
-class Channel:
+class Channel(SegmentRunner, Recovery):
     def __init__(self, cfg: ChannelConfig, host: ChannelHost, breaker: CircuitBreaker,
                  streaming: StreamingConfig, ffcfg: FFmpegConfig, schedule: Schedule | None,
                  unavailable_reason: str | None = None) -> None:
@@ -503,335 +450,6 @@ class Channel:
         if cur is not None and cur.returncode is None:
             await self.host.pool.terminate(cur, "channel stopped")
 
-    async def _failed(self, reason: str) -> None:
-        self.failures += 1
-        self.last_error = reason
-        self.breaker.record_failure(reason)
-        self.host.events.emit("pipeline_failed", f"channel {self.number}: {reason}", self.number,
-                              level=logging.WARNING, reason=reason)
-
-    async def _recover(self, reason: str, failed_segment: int | None = None) -> None:
-        """After a failure: error screen at once (when enabled) while ``request_channel_restart`` is
-        asked until it accepts; the restarted program replaces the error screen at its first keyframe.
-
-        ``failed_segment``: the failed process's splicer segment; only that is dropped, so what
-        was already on its way (the end of the previous programme) still airs."""
-        self._set_state(ChannelState.RECOVERING)
-        fallback = self.host.auto_heal.use_error_screen_fallback
-        if fallback:
-            self._cut_to_air(failed_segment)
-        if await self._standby_takes_over(reason, fallback):
-            return
-        self._restart_requested = False
-        while not self._halted():
-            if self.schedule is None:
-                return
-            decision = self.host.request_channel_restart(self.number, source="pipeline", reason=reason)
-            if decision.accepted or self._restart_requested:
-                self._restart_requested = False
-                # planned for when it will air: after the error screen's minimum time on air
-                ahead = self.host.auto_heal.min_error_screen_seconds if fallback else 0.0
-                sb = self._begin_standby(self.plan_program(ahead=ahead))
-                if not fallback or not await self._run_error_screen(reason, {}, until=sb):
-                    await sb.done.wait()
-                if sb.ready.is_set():
-                    if fallback:
-                        self._cut_to_air()  # the programme replaces the error screen now
-                    return
-                self._standby = None
-                await sb.discard()
-                if sb.media_error is not None:  # the file, not the pipeline: skip it, no failure
-                    self.skip_programme(sb.plan, sb.media_error)
-                    return
-                if sb.ended_early:  # the file ends before the planned offset: move on, no failure
-                    assert sb.plan.slot is not None
-                    self.programme_ended_early(sb.plan, sb.plan.slot.offset)
-                    return
-                reason = sb.failed or "restart failed"
-                if "spawn rejected" not in reason:
-                    await self._failed(reason)
-                continue
-            wait = max(0.2, decision.retry_after_seconds)
-            deadline = self.host.clock.monotonic() + wait
-            params = {"return_in": wait}
-            shown = fallback and await self._run_error_screen(
-                reason, params, stop_when=lambda: self._restart_requested or self.host.clock.monotonic() >= deadline)
-            if not shown:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - self.host.clock.monotonic()))
-                except asyncio.TimeoutError:
-                    pass
-
-    async def _standby_takes_over(self, reason: str, fallback: bool) -> bool:
-        """A restart was accepted just before the failure: its replacement is starting already and
-        becomes the programme (error screen until it has output), instead of being orphaned."""
-        sb = self._standby
-        if sb is None or sb.plan.kind != "program":
-            return False
-        shown = False
-        if not sb.ready.is_set():
-            shown = fallback and await self._run_error_screen(reason, {}, until=sb)
-            if not shown:
-                await sb.done.wait()
-        if sb.ready.is_set():
-            if shown:
-                self._cut_to_air()  # the replacement follows the error screen at once
-            self.host.events.emit("standby_adopted", f"channel {self.number}: the replacement started by the "
-                                  "restart takes over", self.number)
-            return True  # the supervisor adopts it next
-        self._standby = None
-        await sb.discard()
-        return False
-
-    async def _run_slate(self) -> None:
-        """Operator slate: error screen now, then the programme from a standby started a second early."""
-        assert self._slate is not None
-        until, params = self._slate
-        self._cut_to_air()
-        clock = self.host.clock
-
-        def stop() -> bool:
-            if self._slate is not None and self._slate[0] != until:  # a new slate request replaces this one
-                return True
-            if self._standby is None and clock.monotonic() >= until - 1.0:
-                self._begin_standby(self.plan_program(None, None))
-            sb = self._standby
-            return sb is not None and (sb.ready.is_set() or sb.done.is_set())
-
-        shown = await self._run_error_screen(params.get("reason", "maintenance"), params, stop_when=stop)
-        if self._slate is not None and self._slate[0] == until:
-            self._slate = None
-        if not shown:
-            self._set_state(ChannelState.RECOVERING)
-        elif self._standby is not None and self._standby.ready.is_set():
-            self._cut_to_air()
-
-    def _files_back(self) -> bool:
-        """While nothing is playable: have files of the lineup come back? Then play them again."""
-        clock = self.host.clock
-        if clock.monotonic() < getattr(self, "_next_look", 0.0):
-            return self.schedule is not None
-        self._next_look = clock.monotonic() + 5.0
-        back = [i for i in self.base_items if self.file_problem(SegmentPlan("program", Slot(0, i, 0, 0, 0), [], ""))
-                is None]
-        if back and self.schedule is None:
-            new = Schedule(back, 0.0)
-            new.epoch = self._air_time()
-            self.schedule = new
-            self.host.schedule_changed(self, new)
-            self.host.events.emit("schedule_changed", f"channel {self.number}: {len(back)} file(s) are back; "
-                                  f"\"{back[0].title}\" airs now", self.number)
-        return self.schedule is not None
-
-    async def _nothing_to_play(self) -> None:
-        """Every file of the lineup is gone: viewers see the error screen saying so (no failure)."""
-        reason = self._unavailable_reason or "nothing to play"
-        shown = await self._run_error_screen(reason, {"title": "Channel unavailable", "subtitle": reason[:200]},
-                                             stop_when=self._files_back)
-        if not shown:
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), 5.0)
-            except asyncio.TimeoutError:
-                pass
-            self._files_back()
-
-    async def _run_error_screen(self, reason: str, params: dict[str, Any], until: "Standby | None" = None,
-                                stop_when: Callable[[], bool] | None = None) -> bool:
-        """Run the error screen until ``until`` is ready / ``stop_when()``; False if none could run."""
-        argv = self.host.error_screen_command(self, reason, None, params)
-        if argv is None:
-            return False
-        if until is not None:
-            # at least ``min_error_screen_seconds`` on air: a fraction of a second reads as a glitch
-            minimum = self.host.auto_heal.min_error_screen_seconds
-            clock = self.host.clock
-            self._error_screen_since = None
-
-            # what follows airs after what was already sent (``lead`` seconds ahead of the screen)
-            on_screen = max(0.0, minimum - self.streaming.lead_seconds)
-
-            def stop_when() -> bool:
-                shown = self._error_screen_since is not None and \
-                    clock.monotonic() - self._error_screen_since >= on_screen
-                return until.done.is_set() and (shown or not until.ready.is_set())
-        plan = SegmentPlan("error_screen", None, argv, params.get("title") or "Technical difficulties")
-        self._set_state(ChannelState.ERROR_SCREEN)
-        outcome = await self._run_plan(plan, stop_when=stop_when)
-        return outcome is not None
-
-    async def _run_plan(self, plan: SegmentPlan, stop_when: Callable[[], bool] | None = None,
-                        ) -> SegmentOutcome | None:
-        assert self.splicer is not None and self.pacer is not None
-        try:
-            mp = await self.host.pool.spawn(plan.argv, channel_id=self.number, role=plan.kind,
-                                            owner_alive=self.owner_alive, check_breaker=plan.kind == "program")
-        except SpawnRejected as exc:
-            self.last_error = str(exc)
-            return None
-        return await self._own(mp, plan, b"", stop_when)
-
-    async def _adopt(self, sb: "Standby") -> SegmentOutcome:
-        assert sb.mp is not None
-        self.host.events.emit("hot_swap", f"channel {self.number}: switched to the new pipeline at its first "
-                              "keyframe", self.number, pid=sb.mp.pid)
-        return await self._own(sb.mp, sb.plan, bytes(sb.prefix), None)
-
-    async def _own(self, mp: ManagedProcess, plan: SegmentPlan, prefix: bytes,
-                   stop_when: Callable[[], bool] | None) -> SegmentOutcome:
-        self.current, self.current_plan = mp, plan
-        self.recent_plans.append(plan)
-        self.segments_started += 1
-        if stop_when is None and plan.kind == "program":
-            stop_when = self._standby_ready
-        try:
-            return await self._run_segment(mp, plan, prefix, stop_when)
-        finally:
-            self.current = None
-
-    def _standby_ready(self) -> bool:
-        sb = self._standby
-        return sb is not None and sb.ready.is_set()
-
-    async def _run_segment(self, mp: ManagedProcess, plan: SegmentPlan, prefix: bytes = b"",
-                           stop_when: Callable[[], bool] | None = None) -> SegmentOutcome:
-        splicer, pacer = self.splicer, self.pacer
-        assert splicer is not None and pacer is not None and mp.proc.stdout is not None
-        clock = self.host.clock
-        parser = ProgressParser()
-        self.progress = ProgressSample()  # a new process is judged on its own progress
-        self.speed_window.clear()
-        self.progress_at = clock.monotonic()
-        self.segment_started_at = clock.monotonic()
-        stderr_task = asyncio.get_running_loop().create_task(self._read_progress(mp, parser))
-        splicer.begin_segment()
-        segment = splicer.segments
-        start_media = splicer.next_start()
-        got_output = False
-        reason = ""
-        timeout = self.ffcfg.start_timeout_seconds
-        stall = self.host.pool.cfg.stall_timeout_seconds
-        space_wait = 0.1 if stop_when is not None else 1.0
-        rc: int | None = None
-        try:
-            pending = prefix
-            while True:
-                if stop_when is not None and stop_when():
-                    self.host.pool.kill_now(mp, "switched")
-                    break
-                if self._halted():
-                    self.host.pool.kill_now(mp, "channel stopped")
-                    break
-                if pending:
-                    data, pending = pending, b""
-                else:
-                    try:
-                        data = await asyncio.wait_for(mp.proc.stdout.read(1 << 16), min(timeout, 0.5)
-                                                      if stop_when is not None else timeout)
-                    except asyncio.TimeoutError:
-                        if stop_when is not None and clock.monotonic() - mp.last_activity < timeout:
-                            continue  # only a chance to look at stop_when
-                        reason = (f"no first output within {timeout:g}s" if not got_output
-                                  else f"stalled: no output for {timeout:g}s")
-                        self.host.pool.kill_now(mp, reason)
-                        break
-                if not data:
-                    break
-                mp.touch(clock.monotonic())
-                if not got_output:
-                    got_output = True
-                    timeout = stall
-                    self._on_first_output(plan, start_media)
-                pacer.push(splicer.feed(data))
-                pacer.video_pid = splicer.video_pid
-                await asyncio.sleep(0)  # let the pacer and viewers run between reads
-                # backpressure: read on only when little is waiting (FFmpeg then blocks on the pipe)
-                while pacer.ahead_seconds() >= self.streaming.readahead_seconds and not mp.killed_by_us \
-                        and mp.returncode is None:  # a crash is noticed now, not after the buffer drains
-                    await pacer.wait_space(self.streaming.readahead_seconds, space_wait)
-                    mp.touch(clock.monotonic())  # held back by us, not stalled
-                    if stop_when is not None and stop_when():
-                        break
-                if mp.killed_by_us:
-                    break  # restart, slate or stop: the rest of its output is not wanted
-                if mp.returncode is not None and mp.returncode != 0:
-                    self.host.pool.discard_output(mp)  # crashed: what it left in the pipe is not wanted
-                    break
-            rc = await mp.proc.wait()
-        finally:
-            if mp.returncode is None:
-                await self.host.pool.terminate(mp, "segment ended")
-            await asyncio.gather(stderr_task, return_exceptions=True)
-            self.host.pool.release(mp)
-        rc = mp.returncode
-        clean = rc == 0 and not mp.killed_by_us
-        pacer.push(splicer.end_segment(clean))
-        end_media = splicer.next_start()
-        if start_media is None:
-            start_media = splicer.segment_start  # the first segment of a run starts where its media does
-        media = ((end_media or 0) - (start_media if start_media is not None else end_media or 0)) / CLOCK
-        self.stderr_tail = parser.tail_text()
-        if plan.kind == "error_screen":
-            self.error_screen_seconds += max(0.0, media)
-        if clean:
-            return SegmentOutcome(True, False, "ended", media, rc, start_media, segment=segment)
-        if mp.killed_by_us and not reason and not mp.kill_is_failure:
-            return SegmentOutcome(False, True, mp.kill_reason or "stopped", media, rc, start_media, segment=segment)
-        if plan.kind == "program" and not got_output and not mp.killed_by_us:
-            bad_input = media_error_in(self.stderr_tail)
-            if bad_input is not None:
-                return SegmentOutcome(False, False, bad_input, 0.0, rc, start_media, media_error=bad_input, segment=segment)
-        if mp.kill_is_failure and not reason:
-            reason = mp.kill_reason or "killed as unhealthy"
-        if not reason:
-            detail = parser.last_error()
-            reason = f"ffmpeg exited with code {rc}" if rc is not None and rc > 0 else f"ffmpeg killed by signal {-rc}"
-            if detail:
-                reason += f": {detail[-200:]}"
-        if plan.kind == "error_screen":
-            log.warning("channel %s error screen failed: %s", self.number, reason)
-            return SegmentOutcome(False, True, reason, media, rc, start_media, segment=segment)
-        return SegmentOutcome(False, False, reason, media, rc, start_media, segment=segment)
-
-    def _on_first_output(self, plan: SegmentPlan, media_start: int | None) -> None:
-        assert self.pacer is not None
-        air = self.pacer.air_time_of(media_start)
-        if plan.kind == "program":
-            self.breaker.record_success()
-            self._set_state(ChannelState.PLAYING)
-            slot = plan.slot
-            entry = OnAir("program", plan.title, slot.start if slot else None, slot.end if slot else None, air)
-        else:
-            self._set_state(ChannelState.ERROR_SCREEN)
-            entry = OnAir("error_screen", plan.title, None, None, air)
-            self._error_screen_since = self.host.clock.monotonic() + max(0.0, air - self.host.clock.time())
-        self._air_queue.append(entry)
-
-    @property
-    def on_air(self) -> OnAir | None:
-        """What viewers see now: the latest segment whose first frame has reached the air."""
-        now = self.host.clock.time()
-        while len(self._air_queue) > 1 and self._air_queue[1].since <= now:
-            self._air_queue.popleft()
-        return self._air_queue[0] if self._air_queue and self._air_queue[0].since <= now + 0.5 else None
-
-    async def _read_progress(self, mp: ManagedProcess, parser: ProgressParser) -> None:
-        assert mp.proc.stderr is not None
-        clock = self.host.clock
-        while True:
-            line = await mp.proc.stderr.readline()
-            if not line:
-                return
-            sample = parser.feed_line(line.decode("utf-8", "replace"))
-            if sample is not None:
-                mp.touch(clock.monotonic())
-                self.progress = sample
-                self.progress_at = clock.monotonic()
-                self.speed_window.append((clock.monotonic(), sample.out_time))
-                self.progress_history.append((clock.time(), sample.fps, sample.speed, sample.bitrate_kbps,
-                                              sample.drop_frames))
-
     # ------------------------------------------------------------ reading
     def windowed_speed(self, seconds: float) -> float | None:
         """FFmpeg's speed over the last ``seconds`` (FFmpeg's own figure is since the process
@@ -884,72 +502,6 @@ class Channel:
                        "bitrate_kbps": self.progress.bitrate_kbps, "drop_frames": self.progress.drop_frames,
                        "dup_frames": self.progress.dup_frames, "out_time": self.progress.out_time},
         }
-
-
-class Standby:
-    """A process started in the background that takes over once it has output.
-
-    Used for hot swap (a healthy-but-degraded pipeline, the pool's long-run release) and for
-    recovery behind an error screen: the viewers keep watching what is on until the new
-    process has produced its first bytes, which begin with a keyframe.
-    """
-
-    def __init__(self, channel: Channel, plan: SegmentPlan) -> None:
-        self.channel = channel
-        self.plan = plan
-        self.mp: ManagedProcess | None = None
-        self.prefix = bytearray()
-        self.ready = asyncio.Event()
-        self.done = asyncio.Event()
-        self.failed: str | None = None
-        self.media_error: str | None = None  # the file cannot be played
-        self.ended_early = False  # exited cleanly before any output: the file ends before the offset
-        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"standby-{channel.number}")
-
-    async def _run(self) -> None:
-        ch = self.channel
-        pool = ch.host.pool
-        try:
-            try:
-                self.mp = await pool.spawn(self.plan.argv, channel_id=ch.number, role=self.plan.kind,
-                                           owner_alive=ch.owner_alive)
-            except SpawnRejected as exc:
-                self.failed = f"spawn rejected: {exc.reason.value}"
-                return
-            assert self.mp.proc.stdout is not None
-            try:
-                data = await asyncio.wait_for(self.mp.proc.stdout.read(1 << 16), ch.ffcfg.start_timeout_seconds)
-            except asyncio.TimeoutError:
-                self.failed = f"no first output within {ch.ffcfg.start_timeout_seconds:g}s"
-                return
-            if not data:
-                rc = await self.mp.proc.wait()
-                self.failed = f"ffmpeg exited with code {rc} before any output"
-                if rc == 0:
-                    self.ended_early = True
-                else:
-                    err = await self._stderr_tail()
-                    self.media_error = media_error_in(err) if self.plan.kind == "program" else None
-                return
-            self.prefix += data
-            self.mp.touch(ch.host.clock.monotonic())
-            self.ready.set()
-        finally:
-            self.done.set()
-
-    async def _stderr_tail(self) -> str:
-        assert self.mp is not None and self.mp.proc.stderr is not None
-        try:
-            data = await asyncio.wait_for(self.mp.proc.stderr.read(), 2.0)
-        except (asyncio.TimeoutError, OSError, ValueError):
-            return ""
-        return data.decode("utf-8", "replace")[-4000:]
-
-    async def discard(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        if self.mp is not None:
-            await self.channel.host.pool.terminate(self.mp, "standby discarded")
 
 
 __all__ = ["Channel", "ChannelState", "Viewer", "SegmentPlan", "SegmentOutcome", "Standby"]

@@ -89,7 +89,7 @@ def _tail(path: str, stderr: str) -> str:
     if not lines:
         return "no output"
     last = lines[-1].strip()
-    for prefix in (f"{path}: ", f"[in#0 @ ", "Error opening input file "):
+    for prefix in (f"{path}: ", "[in#0 @ ", "Error opening input file "):
         if last.startswith(prefix):
             last = last.split(": ", 1)[-1] if prefix != "Error opening input file " else last
     return last.replace(path, "the file")

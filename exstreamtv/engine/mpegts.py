@@ -7,7 +7,7 @@ a player would, for tests, benches and health.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 TS = 188
 SYNC = 0x47
