@@ -29,7 +29,7 @@ import httpx
 
 from .engine.access import is_loopback
 from .engine.control import CommandResult, ControlInfo, EngineSnapshot, SnapshotQuery
-from .engine.error_screens import PreviewImage
+from .engine.pipeline.error_screens import PreviewImage
 
 log = logging.getLogger("exstreamtv.attach")
 

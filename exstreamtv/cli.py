@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .engine.config import Config, ConfigError, load_config
-from .engine.ffmpeg_binary import FFmpegNotFound
+from .engine.pipeline.ffmpeg_binary import FFmpegNotFound
 
 DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "exstreamtv"
 
@@ -128,7 +128,7 @@ class AttachedBackend:
 def run_maintenance(args: argparse.Namespace, cfg: Config, data_dir: Path) -> int:
     import fcntl
 
-    from .engine.backup import BackupError, backup, restore
+    from .engine.state.backup import BackupError, backup, restore
     from .engine.engine import DB_NAME, LOCK_NAME
 
     db = data_dir / DB_NAME

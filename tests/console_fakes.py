@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exstreamtv.engine.control import CommandResult, EngineSnapshot, SnapshotQuery
-from exstreamtv.engine.error_screens import PreviewImage
+from exstreamtv.engine.pipeline.error_screens import PreviewImage
 
 T0 = 1_790_000_000.0
 

@@ -12,13 +12,13 @@ import subprocess
 
 import pytest
 
-from exstreamtv.engine.broadcaster import Broadcaster
+from exstreamtv.engine.stream.broadcaster import Broadcaster
 from exstreamtv.engine.clock import FakeClock
 from exstreamtv.engine.config import parse_config
-from exstreamtv.engine.continuity import continuity_report
-from exstreamtv.engine.mpegts import CLOCK, PTS_MOD, ContinuityCounter, scan_timeline, track_end
-from exstreamtv.engine.pacer import Pacer
-from exstreamtv.engine.splicer import Splicer
+from exstreamtv.engine.stream.continuity import continuity_report
+from exstreamtv.engine.stream.mpegts import CLOCK, PTS_MOD, ContinuityCounter, scan_timeline, track_end
+from exstreamtv.engine.stream.pacer import Pacer
+from exstreamtv.engine.stream.splicer import Splicer
 
 from .conftest import channel, decode, make_clip
 from .test_stability import Reader, wait_for

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from exstreamtv.engine.error_screens import ErrorScreenGenerator, clean_text
+from exstreamtv.engine.pipeline.error_screens import ErrorScreenGenerator, clean_text
 from exstreamtv.streaming.error_screens import (ErrorAudioMode, ErrorScreenConfig, ErrorScreenMessage,
                                                 ErrorVisualMode, get_error_screen_generator)
 
@@ -110,7 +110,7 @@ async def test_documented_snippet_runs_as_written(ffmpeg, tmp_path):
         data += chunk
     dec, info = probe(ffmpeg, data, tmp_path, "doc.ts")
     assert dec.returncode == 0 and dec.stderr == ""
-    from exstreamtv.engine.mpegts import scan_timeline
+    from exstreamtv.engine.stream.mpegts import scan_timeline
 
     tl = scan_timeline(data)
     assert 2.7 <= tl.video_pts[-1] - tl.video_pts[0] + 1 / 15 <= 3.2

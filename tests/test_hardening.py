@@ -19,10 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from exstreamtv.engine import access, backup
+from exstreamtv.engine import access
+from exstreamtv.engine.state import backup
 from exstreamtv.engine.clock import FakeClock
 from exstreamtv.engine.events import EventLog
-from exstreamtv.engine.store import Store
+from exstreamtv.engine.state.store import Store
 
 from .conftest import channel, small_config
 from .test_recovery import MAGENTA, frame_kinds, runs

@@ -3,16 +3,16 @@
 from collections import deque
 from types import MethodType, SimpleNamespace
 
-from exstreamtv.engine.broadcaster import Broadcaster
-from exstreamtv.engine.channel import Channel, ChannelState
-from exstreamtv.engine.circuit_breaker import CircuitBreaker
+from exstreamtv.engine.stream.broadcaster import Broadcaster
+from exstreamtv.engine.pipeline.channel import Channel, ChannelState
+from exstreamtv.engine.guards.circuit_breaker import CircuitBreaker
 from exstreamtv.engine.clock import FakeClock
 from exstreamtv.engine.config import CircuitBreakerConfig, HealthConfig, StreamingConfig
-from exstreamtv.engine.health import HealthMonitor, HealthStatus
-from exstreamtv.engine.mpegts import CLOCK, OutPacket
-from exstreamtv.engine.pacer import Pacer
-from exstreamtv.engine.progress import ProgressSample
-from exstreamtv.engine.store import Store
+from exstreamtv.engine.guards.health import HealthMonitor, HealthStatus
+from exstreamtv.engine.stream.mpegts import CLOCK, OutPacket
+from exstreamtv.engine.stream.pacer import Pacer
+from exstreamtv.engine.pipeline.progress import ProgressSample
+from exstreamtv.engine.state.store import Store
 
 
 def fake_channel(clock):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from exstreamtv.engine.guide import build_xmltv, xmltv_time
+from exstreamtv.engine.onair.guide import build_xmltv, xmltv_time
 from exstreamtv.engine.hdhr import device_id_is_valid, is_msearch_for_us, make_device_id, ssdp_response
-from exstreamtv.engine.schedule import Schedule, ScheduleItem
+from exstreamtv.engine.onair.schedule import Schedule, ScheduleItem
 
 from .conftest import channel, small_config
 from .test_stability import Reader, wait_for

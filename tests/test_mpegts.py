@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from exstreamtv.engine.mpegts import CLOCK, TS, ContinuityCounter, scan_timeline
-from exstreamtv.engine.splicer import Splicer
+from exstreamtv.engine.stream.mpegts import CLOCK, TS, ContinuityCounter, scan_timeline
+from exstreamtv.engine.stream.splicer import Splicer
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from exstreamtv.engine.ffmpeg_command import FileSource, OutputProfile, program_command
-from exstreamtv.engine.media import MediaError, parse_probe_output, scan_lineup
-from exstreamtv.engine.mpegts import scan_timeline
+from exstreamtv.engine.pipeline.ffmpeg_command import FileSource, OutputProfile, program_command
+from exstreamtv.engine.onair.media import MediaError, parse_probe_output, scan_lineup
+from exstreamtv.engine.stream.mpegts import scan_timeline
 
 from .conftest import channel, make_clip, small_config
 from .test_stability import Reader, wait_for

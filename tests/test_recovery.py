@@ -7,7 +7,7 @@ import shutil
 import signal
 import time
 
-from exstreamtv.engine.mpegts import scan_timeline
+from exstreamtv.engine.stream.mpegts import scan_timeline
 
 from .conftest import channel, decode, flaky_ffmpeg, small_config
 from .frames import classify_frames

@@ -1,6 +1,6 @@
 import pytest
 
-from exstreamtv.engine.schedule import Schedule, ScheduleItem
+from exstreamtv.engine.onair.schedule import Schedule, ScheduleItem
 
 ITEMS = [ScheduleItem("/a", 10.0, "A"), ScheduleItem("/b", 20.0, "B"), ScheduleItem("/c", 5.0, "C")]
 EPOCH = 1_000_000.0

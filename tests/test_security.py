@@ -7,7 +7,7 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from exstreamtv.engine.mpegts import scan_timeline
+from exstreamtv.engine.stream.mpegts import scan_timeline
 from exstreamtv.server.app import build_app
 
 from .conftest import channel, small_config

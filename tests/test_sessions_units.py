@@ -7,7 +7,7 @@ from exstreamtv.engine.config import SessionManagerConfig, StreamThrottlerConfig
 from exstreamtv.engine.events import EventLog
 from exstreamtv.engine.sessions import (ALLOWED, InvalidTransition, SessionLimitReached, SessionManager,
                                         SessionState)
-from exstreamtv.engine.throttle import StreamThrottler
+from exstreamtv.engine.stream.throttle import StreamThrottler
 
 S = SessionState
 

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from exstreamtv.engine.backup import BackupError, backup, list_backups, restore, verify
-from exstreamtv.engine.store import Store
+from exstreamtv.engine.state.backup import BackupError, backup, list_backups, restore, verify
+from exstreamtv.engine.state.store import Store
 
 from .conftest import SMALL_PROFILE, channel, small_config
 from .test_cli import EXE, free_port, wait_healthy

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from exstreamtv.engine.mpegts import scan_timeline
+from exstreamtv.engine.stream.mpegts import scan_timeline
 
 from .conftest import capture, channel, decode, ffmpeg_children, small_config
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .sessions import SessionLimitReached, StreamSession
 
 if TYPE_CHECKING:
-    from .channel import Channel, Viewer
+    from .pipeline.channel import Channel, Viewer
     from .engine import Engine
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .error_screens import ErrorScreenMessage, PreviewImage
+from .pipeline.error_screens import ErrorScreenMessage, PreviewImage
 
 
 @dataclass

@@ -16,27 +16,27 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .channel import Channel, ChannelState, Viewer
-from .backup import backup, list_backups
-from .circuit_breaker import BreakerState, CircuitBreaker
+from .pipeline.channel import Channel, ChannelState, Viewer
+from .state.backup import backup, list_backups
+from .guards.circuit_breaker import BreakerState, CircuitBreaker
 from .clock import Clock, SystemClock
 from .config import ChannelConfig, Config
-from .demo import ensure_demo_media
-from .error_screens import ErrorScreenConfig, ErrorScreenMessage, get_error_screen_generator
+from .onair.demo import ensure_demo_media
+from .pipeline.error_screens import ErrorScreenConfig, ErrorScreenMessage, get_error_screen_generator
 from .events import Event, EventLog
-from .guide import GuideCache
-from .ffmpeg_binary import FFmpegBinary, find_ffmpeg
-from .ffmpeg_command import OutputProfile, drawtext
+from .onair.guide import GuideCache
+from .pipeline.ffmpeg_binary import FFmpegBinary, find_ffmpeg
+from .pipeline.ffmpeg_command import OutputProfile, drawtext
 from .hdhr import load_device_id
-from .health import HealthMonitor, HealthStatus
+from .guards.health import HealthMonitor, HealthStatus
 from .loop_lag import LoopLagMonitor
-from .media import MediaError, MediaInfo, MediaProbe, scan_lineup
-from .scan import ScanProgress
-from .process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
-from .restart_guard import RestartDecision, RestartGuard
-from .schedule import Schedule, ScheduleItem
+from .onair.media import MediaError, MediaInfo, MediaProbe, scan_lineup
+from .onair.scan import ScanProgress
+from .guards.process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
+from .guards.restart_guard import RestartDecision, RestartGuard
+from .onair.schedule import Schedule, ScheduleItem
 from .sessions import SessionManager
-from .store import Store
+from .state.store import Store
 
 DB_NAME = "exstreamtv.db"
 LOCK_NAME = "exstreamtv.lock"

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..engine import hdhr
-from ..engine.channel import ChannelState
+from ..engine.pipeline.channel import ChannelState
 from ..engine.engine import Engine, UnknownChannel
 from ..engine import access
 from ..engine.control import LocalControl

@@ -19,7 +19,7 @@ from ..engine import admission
 from ..engine.admission import Refused
 from ..engine.engine import Engine
 from ..engine.sessions import SessionState, StreamSession
-from ..engine.throttle import StreamThrottler
+from ..engine.stream.throttle import StreamThrottler
 from .protocol import abort_now
 
 log = logging.getLogger("exstreamtv.stream")

@@ -11,7 +11,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from ..engine.error_screens import ErrorAudioMode, ErrorVisualMode
+from ..engine.pipeline.error_screens import ErrorAudioMode, ErrorVisualMode
 from .widgets import PreviewImageWidget
 
 HELP = """\

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import RichLog, Sparkline, Static
 
 from ..engine.control import EngineSnapshot
-from ..engine.error_screens import PreviewImage
+from ..engine.pipeline.error_screens import PreviewImage
 from .formatting import (breaker_text, clock, human_bytes, human_duration, human_rate, progress_bar,
                          styled)
 from .table import Column, VirtualTable, plain

@@ -13,11 +13,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from .mpegts import CLOCK
-from .process_pool import ManagedProcess, SpawnRejected
+from ..stream.mpegts import CLOCK
+from ..guards.process_pool import ManagedProcess, SpawnRejected
 from .progress import ProgressParser, ProgressSample
 from .channel_state import ChannelState
-from .schedule import Slot
+from ..onair.schedule import Slot
 
 if TYPE_CHECKING:
     from .standby import Standby

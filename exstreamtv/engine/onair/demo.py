@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from .config import ChannelConfig
-from .ffmpeg_command import drawclock, drawtext
+from ..config import ChannelConfig
+from ..pipeline.ffmpeg_command import drawclock, drawtext
 
 log = logging.getLogger("exstreamtv.demo")
 

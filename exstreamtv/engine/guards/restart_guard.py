@@ -13,8 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from .circuit_breaker import CircuitBreaker
-from .clock import Clock
-from .config import RestartGuardConfig
+from ..clock import Clock
+from ..config import RestartGuardConfig
 
 
 class RefusalReason(str, enum.Enum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from .process_pool import ManagedProcess, SpawnRejected
+from ..guards.process_pool import ManagedProcess, SpawnRejected
 from .segment import SegmentPlan, media_error_in
 
 if TYPE_CHECKING:

@@ -177,10 +177,10 @@ class ErrorScreenGenerator:
 
     def _pool(self):
         if self.pool is None:
-            from .clock import SystemClock
-            from .config import ProcessPoolConfig
-            from .events import EventLog
-            from .process_pool import ProcessPoolManager
+            from ..clock import SystemClock
+            from ..config import ProcessPoolConfig
+            from ..events import EventLog
+            from ..guards.process_pool import ProcessPoolManager
 
             clock = SystemClock()
             self.pool = ProcessPoolManager(ProcessPoolConfig(), clock, EventLog(clock))

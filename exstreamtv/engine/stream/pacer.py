@@ -14,7 +14,7 @@ from collections import deque
 from typing import Callable
 
 from .broadcaster import Broadcaster
-from .clock import Clock
+from ..clock import Clock
 from .mpegts import CLOCK, ContinuityCounter, OutPacket, StreamEnd, track_end
 
 

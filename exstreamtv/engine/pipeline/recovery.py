@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from .channel_state import ChannelState
-from .schedule import Schedule, Slot
+from ..onair.schedule import Schedule, Slot
 from .segment import SegmentPlan
 
 if TYPE_CHECKING:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import enum
 
-from .clock import Clock
-from .config import StreamThrottlerConfig
-from .token_bucket import TokenBucket
+from ..clock import Clock
+from ..config import StreamThrottlerConfig
+from ..guards.token_bucket import TokenBucket
 
 
 class ThrottleMode(str, enum.Enum):

@@ -22,9 +22,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol
 
-from .clock import Clock
-from .config import ProcessPoolConfig
-from .events import EventLog
+from ..clock import Clock
+from ..config import ProcessPoolConfig
+from ..events import EventLog
 from .token_bucket import TokenBucket
 
 log = logging.getLogger("exstreamtv.pool")

@@ -18,20 +18,20 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from .broadcaster import Broadcaster, Cursor
-from .circuit_breaker import CircuitBreaker
-from .clock import Clock
-from .config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, StreamingConfig
-from .events import EventLog
+from ..stream.broadcaster import Broadcaster, Cursor
+from ..guards.circuit_breaker import CircuitBreaker
+from ..clock import Clock
+from ..config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, StreamingConfig
+from ..events import EventLog
 from .ffmpeg_command import FileSource, OutputProfile, program_command
-from .mpegts import CLOCK
-from .pacer import Pacer
-from .splicer import Splicer
-from .process_pool import ManagedProcess, ProcessPoolManager
+from ..stream.mpegts import CLOCK
+from ..stream.pacer import Pacer
+from ..stream.splicer import Splicer
+from ..guards.process_pool import ManagedProcess, ProcessPoolManager
 from .progress import ProgressSample
-from .restart_guard import RestartDecision
+from ..guards.restart_guard import RestartDecision
 from .recovery import Recovery
-from .schedule import Schedule, Slot
+from ..onair.schedule import Schedule, Slot
 from .channel_state import ChannelState
 from .segment import OnAir, SegmentOutcome, SegmentPlan, SegmentRunner
 from .standby import Standby

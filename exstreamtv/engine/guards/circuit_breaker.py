@@ -12,8 +12,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from .clock import Clock
-from .config import CircuitBreakerConfig
+from ..clock import Clock
+from ..config import CircuitBreakerConfig
 
 
 class BreakerState(str, enum.Enum):

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .circuit_breaker import BreakerState
-from .config import HealthConfig
-from .mpegts import CLOCK
+from ..config import HealthConfig
+from ..stream.mpegts import CLOCK
 
 if TYPE_CHECKING:
-    from .channel import Channel
+    from ..pipeline.channel import Channel
 
 
 class HealthStatus(str, enum.Enum):
@@ -78,7 +78,7 @@ class HealthMonitor:
 
     def evaluate(self, ch: "Channel", now_mono: float) -> tuple[HealthStatus, list[str], float]:
         """(status, reasons, lag seconds) of a channel right now, without recording it."""
-        from .channel import ChannelState
+        from ..pipeline.channel import ChannelState
 
         cfg = self.cfg
         track = self._track(ch.number)

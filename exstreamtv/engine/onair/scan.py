@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from .clock import Clock
+from ..clock import Clock
 from .media import MediaInfo
 
 

@@ -1,0 +1,1 @@
+"""MPEG-TS on the wire: parsing, the splicer that joins segments into one timeline, AAC frames, pacing in real time, fan-out to viewers, per-viewer throttling, and the continuity analysis of captures."""
