@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from .sessions import SessionLimitReached, StreamSession
+from .sessions import SessionLimitReached, SessionState, StreamSession
+from .stream.throttle import StreamThrottler
 
 if TYPE_CHECKING:
     from .pipeline.channel import Channel, Viewer
@@ -42,11 +43,52 @@ class AdmissionRefused(Exception):
         super().__init__(self.error)
 
 
-@dataclass
 class Admission:
-    channel: "Channel"
-    session: StreamSession
-    viewer: "Viewer"
+    """An admitted viewer's stream: the adapter asks for chunks and reports how sending went;
+    the session's accounting and the throttle stay in the engine."""
+
+    def __init__(self, engine: "Engine", channel: "Channel", session: StreamSession, viewer: "Viewer") -> None:
+        self.engine, self.channel, self.session, self.viewer = engine, channel, session, viewer
+        self.throttler = StreamThrottler(engine.config.stream_throttler, engine.clock)
+        self._t0 = 0.0
+
+    @property
+    def session_id(self) -> str:
+        return self.session.session_id
+
+    def on_end(self, callback: Callable[[str], None]) -> None:
+        """``callback(reason)`` when the engine ends the stream (kick, idle timeout, shutdown)."""
+        def ended(s: StreamSession) -> None:
+            self.channel.detach(self.viewer)
+            callback(s.disconnect_reason or "disconnected")
+
+        self.session.on_disconnect = ended
+
+    async def next_chunk(self, limit: int = 256 * 1024) -> tuple[bytes, float]:
+        """The next bytes to send (b"" at the end) and how long to wait after sending them: a
+        joining viewer gets its keyframe at once, the throttle's debt is paid after the send."""
+        data = await self.viewer.read(limit)
+        if not data:
+            return b"", 0.0
+        self.session.skips = self.viewer.cursor.skips
+        delay = self.throttler.reserve(len(data))
+        self.engine.sessions.sending(self.session)
+        self._t0 = self.engine.clock.monotonic()
+        return data, delay
+
+    def sent(self, nbytes: int) -> None:
+        self.throttler.observe_send(self.engine.clock.monotonic() - self._t0)
+        self.engine.sessions.sent(self.session, nbytes)
+
+    def send_failed(self, error: str) -> bool:
+        """Count a failed send; True when the session is over (too many errors)."""
+        self.engine.sessions.send_failed(self.session, error)
+        return self.session.state is SessionState.DISCONNECTED
+
+    def close(self, reason: str) -> None:
+        self.session.on_disconnect = None  # ending here: nothing to abort
+        self.engine.sessions.disconnect(self.session, reason)
+        self.channel.detach(self.viewer)
 
 
 def check(engine: "Engine", number: Any, hdhr: bool = False) -> "Channel":
@@ -91,4 +133,4 @@ async def admit(engine: "Engine", number: Any, client_addr: str, user_agent: str
     except Exception as exc:
         engine.sessions.disconnect(session, f"could not start channel: {exc}")
         raise AdmissionRefused(Refused.START_FAILED, "Channel could not start", str(exc)) from None
-    return Admission(channel, session, viewer)
+    return Admission(engine, channel, session, viewer)

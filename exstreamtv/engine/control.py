@@ -132,6 +132,16 @@ class LocalControl:
     def describe(self) -> ControlInfo:
         return ControlInfo("local", self.urls[0] if self.urls else "")
 
+    # reads the HTTP API serves as they are (the engine's door for the server, besides snapshots)
+    def sessions_summary(self, channel_id: int | None = None) -> dict[str, Any]:
+        return self.engine.sessions.summary(channel_id)
+
+    def pool(self) -> dict[str, Any]:
+        return self.engine.pool.snapshot()
+
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        return {str(n): b.snapshot().to_dict() for n, b in sorted(self.engine.breakers.items())}
+
     async def restart(self, channel_id: int) -> CommandResult:
         d = self.engine.request_channel_restart(channel_id, source="console")
         if d.accepted:

@@ -128,6 +128,7 @@ def m3u_escape(value: str) -> str:
 
 def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
                     control: LocalControl | None = None) -> Starlette:
+    control = control or LocalControl(engine)  # snapshots and commands: the same door as the console's
     async def healthz(request: Request) -> Response:
         body = {"status": "ok", "event_loop": engine.loop_lag.snapshot()}
         if guard is not None:
@@ -230,19 +231,19 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
 
     async def sessions(request: Request) -> Response:
         ch = int_query(request, "channel_id")
-        return JSONResponse(engine.sessions.summary(ch))
+        return JSONResponse(control.sessions_summary(ch))
 
     async def kick(request: Request) -> Response:
         sid = request.path_params["session_id"]
-        if not engine.sessions.kick(sid):
+        if not (await control.kick(sid)).ok:
             raise ApiError(404, "Session not found", {"session_id": sid})
         return JSONResponse({"disconnected": True, "session_id": sid})
 
     async def pool(request: Request) -> Response:
-        return JSONResponse(engine.pool.snapshot())
+        return JSONResponse(control.pool())
 
     async def breakers(request: Request) -> Response:
-        return JSONResponse({str(n): b.snapshot().to_dict() for n, b in sorted(engine.breakers.items())})
+        return JSONResponse(control.breakers())
 
     async def events(request: Request) -> Response:
         since = int_query(request, "since", 0)
@@ -252,7 +253,6 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
                              "last_id": evs[-1].id if evs else since})
 
     registry = metrics_registry(engine)
-    control = control or LocalControl(engine)
 
     async def console_snapshot(request: Request) -> Response:
         body = snapshot_json(control, request.query_params, bool(engine.config.server.api_token))

@@ -18,8 +18,6 @@ from typing import Any
 from ..engine import admission
 from ..engine.admission import Refused
 from ..engine.engine import Engine
-from ..engine.sessions import SessionState, StreamSession
-from ..engine.stream.throttle import StreamThrottler
 from .protocol import abort_now
 
 log = logging.getLogger("exstreamtv.stream")
@@ -96,51 +94,37 @@ class StreamEndpoint:
                         "headers": [(b"content-type", b"video/mp2t"), (b"cache-control", b"no-cache")]})
             await send({"type": "http.response.body", "body": b""})
             return
-        session, viewer = admitted.session, admitted.viewer
-        await self._pump(scope, receive, send, session, viewer)
+        await self._pump(receive, send, admitted)
 
-    async def _pump(self, scope: dict[str, Any], receive: Any, send: Any, session: StreamSession, viewer) -> None:
-        engine = self.engine
-        sessions = engine.sessions
-        throttler = StreamThrottler(engine.config.stream_throttler, engine.clock)
+    async def _pump(self, receive: Any, send: Any, stream: admission.Admission) -> None:
         pump_task: asyncio.Task | None = None
         ended = {"reason": "client disconnected"}
 
-        def on_disconnect(s: StreamSession) -> None:
+        def on_end(reason: str) -> None:
             # kicked, idle timeout or shutdown: stop reading and drop the socket if a send is stuck
-            ended["reason"] = s.disconnect_reason or "disconnected"
-            viewer.channel.detach(viewer)
+            ended["reason"] = reason
             abort_transport(send)
             if pump_task is not None:
                 pump_task.cancel()
 
-        session.on_disconnect = on_disconnect
+        stream.on_end(on_end)
 
         async def pump() -> None:
-            limit_send_buffer(send, engine.config.streaming.socket_send_buffer_bytes)
+            limit_send_buffer(send, self.engine.config.streaming.socket_send_buffer_bytes)
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"video/mp2t"), (b"cache-control", b"no-cache, no-store"),
-                                    (b"connection", b"close"), (b"x-session-id", session.session_id.encode())]})
-            clock = engine.clock
+                                    (b"connection", b"close"), (b"x-session-id", stream.session_id.encode())]})
             while True:
-                data = await viewer.read(256 * 1024)
+                data, delay = await stream.next_chunk()
                 if not data:
                     break
-                session.skips = viewer.cursor.skips
-                # send now, pay the throttle's debt before the next send: a joining viewer gets
-                # its keyframe at once, and the rate over any window is still the target
-                delay = throttler.reserve(len(data))
-                sessions.sending(session)
-                t0 = clock.monotonic()
                 try:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
                 except OSError as exc:
-                    sessions.send_failed(session, str(exc) or type(exc).__name__)
-                    if session.state is SessionState.DISCONNECTED:
+                    if stream.send_failed(str(exc) or type(exc).__name__):
                         return
                     continue
-                throttler.observe_send(clock.monotonic() - t0)
-                sessions.sent(session, len(data))
+                stream.sent(len(data))
                 if delay > 0:
                     await asyncio.sleep(delay)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -161,7 +145,5 @@ class StreamEndpoint:
             await asyncio.gather(pump_task, watch_task, return_exceptions=True)
             if pump_task.done() and not pump_task.cancelled() and pump_task.exception() is not None:
                 ended["reason"] = f"error: {pump_task.exception()}"
-                log.warning("viewer %s stream ended with %r", session.session_id, pump_task.exception())
-            session.on_disconnect = None  # ending here: nothing to abort
-            sessions.disconnect(session, ended["reason"])
-            viewer.channel.detach(viewer)
+                log.warning("viewer %s stream ended with %r", stream.session_id, pump_task.exception())
+            stream.close(ended["reason"])
