@@ -191,8 +191,9 @@ async def run(args: argparse.Namespace) -> None:
         viewers = [Viewer(port, n) for n in (1, 2, 3)]
         await asyncio.sleep(5)
         print(f"{'phase':8} {'viewer gap max':>15} {'healthz p99':>12} {'new viewer':>11} {'RSS':>8} {'TCP mem':>8}")
-        for name, attack in (("none", None), ("idle", idle_flood), ("guide", guide_loops),
-                             ("stalled", stalled_readers), ("logo", logo_burst)):
+        phases = [p for p in (("none", None), ("idle", idle_flood), ("guide", guide_loops),
+                              ("stalled", stalled_readers), ("logo", logo_burst)) if p[0] in args.phases.split(",")]
+        for name, attack in phases:
             for v in viewers:
                 v.reset()
             stop = asyncio.Event()
@@ -204,12 +205,16 @@ async def run(args: argparse.Namespace) -> None:
             tuned = await new_viewer_ok(port)
             await asyncio.sleep(args.seconds / 2)
             rss, mem = server.rss() / 1e6, tcp_mem_mb()
+            after = ""
+            if name == "stalled":  # the stalled readers are dropped (RST) once idle_timeout_seconds pass
+                await asyncio.sleep(max(0.0, 45 - args.seconds))
+                after = f"  (after the 30 s idle timeout: TCP mem {tcp_mem_mb():.1f} MB)"
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             p99 = sorted(lat)[max(0, int(len(lat) * 0.99) - 1)] if lat else float("nan")
             gap = max(v.worst for v in viewers)
             print(f"{name:8} {gap:14.2f}s {p99 * 1000:10.1f}ms {'yes' if tuned else 'REFUSED':>11} "
-                  f"{rss:6.0f}MB {mem:6.1f}MB")
+                  f"{rss:6.0f}MB {mem:6.1f}MB{after}")
             await asyncio.sleep(2)
         alive = sum(1 for v in viewers if not v.task.done())
         print(f"viewers still connected at the end: {alive}/3; bytes: "
@@ -224,6 +229,7 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--phases", default="none,idle,guide,stalled,logo")
     asyncio.run(run(ap.parse_args()))
 
 

@@ -133,9 +133,14 @@ def report(cap: Capture, title: str, folder: Path, ffmpeg: str) -> None:
     timed = sorted((arrival_of_pts[round(pt * 1000)], kind) for pt, kind in classify_frames(ffmpeg, path)
                    if pt == pt and round(pt * 1000) in arrival_of_pts)
     to_error = []
+    hidden = 0
     for t_kill, what in cap.actions:
-        first_e = next((t for t, k in timed if t >= t_kill and k == "E"), None)
-        if what == "kill" and first_e is not None:
+        if what != "kill":
+            continue
+        first_e = next((t for t, k in timed if t_kill <= t <= t_kill + 8 and k == "E"), None)
+        if first_e is None:
+            hidden += 1  # restarted before what was on air ended: no error screen at all
+        else:
             to_error.append(first_e - t_kill)
     s = rep.summary()
     count = {w: sum(1 for _, x in cap.actions if x == w) for w in ("kill", "swap", "slate")}
@@ -157,6 +162,9 @@ def report(cap: Capture, title: str, folder: Path, ffmpeg: str) -> None:
     if to_error:
         print(f"kill -> first error-screen frame at the viewer: median {statistics.median(to_error):.2f} s, "
               f"max {max(to_error):.2f} s over {len(to_error)} kills")
+    if hidden:
+        print(f"{hidden} kill(s) of a programme still reading ahead were hidden: replaced before the programme "
+              "on air ended, no error screen")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -183,8 +191,8 @@ async def run(args: argparse.Namespace) -> None:
             c.task.cancel()
     finally:
         server.stop()
-    print("Kills of channel 1 often hit the next programme, already being read ahead: its error screen")
-    print("then airs when the programme on air ends, as it should; channel 2's kills always hit what is on air.")
+    print("Kills of channel 1 often hit the next programme, already being read ahead: it is replaced while the")
+    print("programme on air ends (no error screen unless that takes too long); channel 2's kills hit what is on air.")
     report(caps[0], "short programmes (a boundary every few seconds)", tmp, ffmpeg)
     report(caps[1], "one long programme", tmp, ffmpeg)
 

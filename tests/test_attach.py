@@ -16,7 +16,7 @@ import httpx
 
 from exstreamtv.attach import HttpControl, find_local_server
 from exstreamtv.cli import AttachedBackend
-from exstreamtv.tui.app import ConsoleApp
+from exstreamtv.tui.app import AttachedConsoleApp
 
 from .conftest import channel, small_config
 from .test_console import notes, until
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 async def test_attached_console_panels_and_commands(server, media, tmp_path):
     r = await server(small_config([channel(1, "Attached One", media["long"]), channel(2, "Attached Two", media["a"])],
                                   MAGENTA))
-    app = ConsoleApp(AttachedBackend(r.base, None, tmp_path), refresh_seconds=0.3)
+    app = AttachedConsoleApp(AttachedBackend(r.base, None, tmp_path), refresh_seconds=0.3)
     async with app.run_test(size=(120, 40)) as pilot:
         async with r.client() as c:
             reader = Reader(c, "/stream/channels/1.ts")
@@ -38,6 +38,7 @@ async def test_attached_console_panels_and_commands(server, media, tmp_path):
             channels = app.query_one("#channels")
             assert "Attached One" in str(channels.get_row_at(0))
             assert "attached" in str(app.query_one("#status-line").render())
+            assert app.active_bindings["q"].binding.description == "Detach (server keeps running)"  # the footer
             info = app.control.describe()
             assert info.mode == "attached" and info.connected and not info.read_only
             # r: restart through the guards, then the refusal with its reason

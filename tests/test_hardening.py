@@ -383,3 +383,19 @@ async def test_slow_bodies_and_huge_headers_are_refused(server, media, monkeypat
     async with r.client() as c:
         resp = await c.get("/healthz", headers={f"X-Pad-{i}": "y" * 1000 for i in range(100)})
         assert resp.status_code in (400, 431)
+
+
+async def test_read_token_guards_client_addresses_and_tokens_must_be_ascii(server, media):
+    from exstreamtv.engine.config import ConfigError, parse_config
+
+    cfg = small_config([channel(1, "One", media["long"])])
+    cfg.server.read_token = "reader"
+    r = await server(cfg)
+    async with r.client() as c:
+        assert (await c.get("/api/ai/sessions")).status_code == 401
+        assert (await c.get("/api/ai/sessions", headers={"Authorization": "Bearer reader"})).status_code == 200
+        assert (await c.get("/iptv/channels.m3u")).status_code == 200  # playlists and streams stay open
+    with pytest.raises(ConfigError, match="api_token must be printable ASCII"):
+        parse_config("server:\n  api_token: \"clé\"\n", "<t>", env={})
+    with pytest.raises(ConfigError, match="EXSTREAMTV_API_TOKEN"):
+        parse_config("", "<t>", env={"EXSTREAMTV_API_TOKEN": "tök"})

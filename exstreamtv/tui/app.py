@@ -376,13 +376,21 @@ f"{len(snap.channels)} ch  {total} viewers  ffmpeg {pool['running']}/{pool['capa
         self.exit(0)
 
 
+
+class AttachedConsoleApp(ConsoleApp):
+    """The console attached to a running server: the footer says that q only detaches."""
+
+    BINDINGS = [Binding("q", "quit_console", "Detach (server keeps running)")]
+
+
 def run_console(backend: ConsoleBackend, log_level: str, config: Config | None = None) -> int:
     """Run the console on ``backend`` (built by the command line: embedded engine or attached)."""
     from .log_handler import install
 
     handler = install(log_level)  # nothing may write to the terminal behind Textual
     # attached: the events panel shows the server's log lines (the control's), not this process's
-    app = ConsoleApp(backend, log_handler=handler if backend.owns_server else None, config=config)
+    cls = ConsoleApp if backend.owns_server else AttachedConsoleApp
+    app = cls(backend, log_handler=handler if backend.owns_server else None, config=config)
     rc = app.run()
     if app.startup_error:
         print(f"exstreamtv: {app.startup_error}", file=sys.stderr)

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("exstreamtv.channel")
 
+TAIL_HIDES_FAILURE = 1.5  # seconds of the previous programme still to air: enough to restart unseen
+TAIL_MARGIN = 0.7  # the error screen starts when this little is left and the replacement is not ready
+
 
 class Recovery:
     """Failure handling of a channel (a mixin of ``Channel``)."""
@@ -44,6 +47,11 @@ class Recovery:
             self._cut_to_air(failed_segment)
         if await self._standby_takes_over(reason, fallback):
             return
+        # the failed process was reading ahead and a programme is still airing before its media:
+        # the first restart may be ready before that tail ends (then nobody sees the failure)
+        plans = self.recent_plans
+        hide = fallback and len(plans) >= 2 and plans[-2].kind == "program" and \
+            self.buffer_left() >= TAIL_HIDES_FAILURE
         self._restart_requested = False
         while not self._halted():
             if self.schedule is None:
@@ -51,14 +59,28 @@ class Recovery:
             decision = self.host.request_channel_restart(self.number, source="pipeline", reason=reason)
             if decision.accepted or self._restart_requested:
                 self._restart_requested = False
-                # planned for when it will air: after the error screen's minimum time on air
-                ahead = self.host.auto_heal.min_error_screen_seconds if fallback else 0.0
-                sb = self._begin_standby(self.plan_program(ahead=ahead))
-                if not fallback or not await self._run_error_screen(reason, {}, until=sb):
-                    await sb.done.wait()
+                shown = False
+                hidden, hide = hide and self.buffer_left() >= TAIL_HIDES_FAILURE, False
+                if hidden:
+                    # the failed process's media was not on air yet (it was reading ahead): the
+                    # replacement may be ready before what is on air ends, and then no viewer ever
+                    # sees the failure; the error screen follows only if the tail runs out first
+                    sb = self._begin_standby(self.plan_program())
+                    await self._until_ready_or_tail_ends(sb)
+                else:  # planned for when it will air: after the error screen's minimum time on air
+                    ahead = self.host.auto_heal.min_error_screen_seconds if fallback else 0.0
+                    sb = self._begin_standby(self.plan_program(ahead=ahead))
+                if not sb.done.is_set():
+                    shown = fallback and await self._run_error_screen(reason, {}, until=sb)
+                    if not shown:
+                        await sb.done.wait()
                 if sb.ready.is_set():
-                    if fallback:
+                    if shown:
                         self._cut_to_air()  # the programme replaces the error screen now
+                    elif hidden:
+                        self.host.events.emit("failure_hidden", f"channel {self.number}: the replacement was "
+                                              "ready before the programme on air ended; viewers saw nothing",
+                                              self.number)
                     return
                 self._standby = None
                 await sb.discard()
@@ -84,6 +106,13 @@ class Recovery:
                     await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - self.host.clock.monotonic()))
                 except asyncio.TimeoutError:
                     pass
+
+    async def _until_ready_or_tail_ends(self, sb: "Standby") -> None:
+        while not sb.done.is_set() and self.buffer_left() > TAIL_MARGIN and not self._halted():
+            try:
+                await asyncio.wait_for(sb.done.wait(), 0.1)
+            except asyncio.TimeoutError:
+                pass
 
     async def _standby_takes_over(self, reason: str, fallback: bool) -> bool:
         """A restart was accepted just before the failure: its replacement is starting already and
