@@ -134,10 +134,11 @@ def report(cap: Capture, title: str, folder: Path, ffmpeg: str) -> None:
                    if pt == pt and round(pt * 1000) in arrival_of_pts)
     to_error = []
     hidden = 0
-    for t_kill, what in cap.actions:
+    for i, (t_kill, what) in enumerate(cap.actions):
         if what != "kill":
             continue
-        first_e = next((t for t, k in timed if t_kill <= t <= t_kill + 8 and k == "E"), None)
+        until = min(t_kill + 8, cap.actions[i + 1][0] if i + 1 < len(cap.actions) else t_kill + 8)
+        first_e = next((t for t, k in timed if t_kill <= t <= until and k == "E"), None)  # before the next action
         if first_e is None:
             hidden += 1  # restarted before what was on air ended: no error screen at all
         else:
