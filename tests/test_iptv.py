@@ -173,3 +173,31 @@ async def test_m3u_driven_client_decodes_every_channel(server, media, ffmpeg, tm
     results = await asyncio.gather(*(decode_url(u) for u in urls))
     for res in results:
         assert res.returncode == 0 and res.stderr.strip() == b"", res.stderr
+
+
+def test_discovery_packets_round_trip_and_bad_ones_are_named():
+    from exstreamtv.engine import hdhr
+
+    dev = f"{hdhr.make_device_id(0x1234567):08X}"
+    reply = hdhr.discover_reply(hdhr.discover_request(), dev, "http://10.0.0.2:8411", 3)
+    kind, tags = hdhr.parse_packet(reply)
+    assert kind == hdhr.TYPE_DISCOVER_RPY
+    assert tags[hdhr.TAG_DEVICE_ID] == [bytes.fromhex(dev)] and tags[hdhr.TAG_TUNER_COUNT] == [b"\x03"]
+    assert tags[hdhr.TAG_BASE_URL] == [b"http://10.0.0.2:8411"]
+    assert tags[hdhr.TAG_LINEUP_URL] == [b"http://10.0.0.2:8411/lineup.json"]
+    assert hdhr.discover_reply(hdhr.discover_request(device_id=0x11111111), dev, "http://x", 3) is None  # not ours
+    assert hdhr.discover_reply(hdhr.discover_request(device_type=5), dev, "http://x", 3) is None  # not a tuner
+    good = hdhr.discover_request()
+    for bad, why in ((good[:5], "shorter"), (good[:-1] + bytes([good[-1] ^ 1]), "CRC"),
+                     (good[:3] + b"\x20" + good[4:], "length field")):
+        with pytest.raises(hdhr.DiscoveryPacketError, match=why):
+            hdhr.discover_reply(bad, dev, "http://x", 3)
+
+
+async def test_hdhomerun_config_discovers_the_server(server, media):
+    """Debian's hdhomerun_config (libhdhomerun) finds the tuner over UDP and reads its base URL."""
+    assert shutil.which("hdhomerun_config"), "hdhomerun-config is installed by .ci/run"
+    r = await server(small_config([channel(1, "One", media["a"])]))
+    out = await asyncio.to_thread(subprocess.run, ["hdhomerun_config", "discover", "127.0.0.1"],
+                                  capture_output=True, text=True, timeout=20)
+    assert f"hdhomerun device {r.engine.hdhr_device_id} found at 127.0.0.1" in out.stdout, out.stdout + out.stderr

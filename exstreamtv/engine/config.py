@@ -158,6 +158,8 @@ class HdhrConfig:
     tuner_count: int = _spec(4, minimum=1, doc="distinct channels HDHomeRun clients may stream at once")
     friendly_name: str = "EXStreamTV"
     ssdp_enabled: bool = False
+    discovery_enabled: bool = _spec(True, doc="answer HDHomeRun network discovery (UDP discovery_port)")
+    discovery_port: int = _spec(65001, minimum=1, doc="libhdhomerun's discovery port")
 
 
 @dataclass

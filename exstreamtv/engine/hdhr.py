@@ -9,6 +9,7 @@ that check; it is random once and then kept in the data dir, so clients keep the
 from __future__ import annotations
 
 import secrets
+import zlib
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -96,3 +97,85 @@ def ssdp_response(device_id: str, base: str) -> bytes:
 def is_msearch_for_us(data: bytes) -> bool:
     text = data.decode("latin-1", "replace").upper()
     return text.startswith("M-SEARCH") and ("MEDIASERVER" in text or "SSDP:ALL" in text)
+
+
+# ---------------------------------------------------------------- UDP discovery (libhdhomerun's protocol)
+# A packet: type (u16 BE), payload length (u16 BE), TLVs, CRC-32 of all that (little-endian).
+# A TLV: tag (1 byte), length (1 byte below 128, else 2: low 7 bits | 0x80, then the rest), value.
+DISCOVER_PORT = 65001
+TYPE_DISCOVER_REQ, TYPE_DISCOVER_RPY = 0x0002, 0x0003
+TAG_DEVICE_TYPE, TAG_DEVICE_ID, TAG_TUNER_COUNT = 0x01, 0x02, 0x10
+TAG_LINEUP_URL, TAG_BASE_URL, TAG_DEVICE_AUTH, TAG_MULTI_TYPE = 0x27, 0x2A, 0x2B, 0x2D
+DEVICE_TYPE_TUNER, WILDCARD = 0x00000001, 0xFFFFFFFF
+
+
+class DiscoveryPacketError(ValueError):
+    """A discovery packet that is not one (the reason names what is wrong)."""
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    n = len(value)
+    size = bytes([n]) if n < 128 else bytes([(n & 0x7F) | 0x80, n >> 7])
+    return bytes([tag]) + size + value
+
+
+def _packet(kind: int, payload: bytes) -> bytes:
+    head = kind.to_bytes(2, "big") + len(payload).to_bytes(2, "big") + payload
+    return head + (zlib.crc32(head) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def parse_packet(data: bytes) -> tuple[int, dict[int, list[bytes]]]:
+    """(type, {tag: [values]}) of a discovery packet, or ``DiscoveryPacketError``."""
+    if len(data) < 8:
+        raise DiscoveryPacketError(f"{len(data)} bytes: shorter than a header and a CRC")
+    kind = int.from_bytes(data[0:2], "big")
+    length = int.from_bytes(data[2:4], "big")
+    if 4 + length + 4 != len(data):
+        raise DiscoveryPacketError(f"length field {length} does not match the {len(data)} bytes received")
+    if zlib.crc32(data[:4 + length]) & 0xFFFFFFFF != int.from_bytes(data[4 + length:], "little"):
+        raise DiscoveryPacketError("CRC mismatch")
+    tags: dict[int, list[bytes]] = {}
+    i, end = 4, 4 + length
+    while i < end:
+        if i + 2 > end:
+            raise DiscoveryPacketError(f"TLV at byte {i} is cut off")
+        tag, n = data[i], data[i + 1]
+        i += 2
+        if n & 0x80:
+            if i >= end:
+                raise DiscoveryPacketError(f"TLV length at byte {i} is cut off")
+            n = (n & 0x7F) | (data[i] << 7)
+            i += 1
+        if i + n > end:
+            raise DiscoveryPacketError(f"TLV tag 0x{tag:02X} claims {n} bytes past the end")
+        tags.setdefault(tag, []).append(bytes(data[i:i + n]))
+        i += n
+    return kind, tags
+
+
+def discover_reply(request: bytes, device_id: str, base: str, tuners: int) -> bytes | None:
+    """The reply to a discovery request that asks for a tuner (or anything) with our id (or any);
+    None when the request is not for us. Raises ``DiscoveryPacketError`` on a malformed packet."""
+    kind, tags = parse_packet(request)
+    if kind != TYPE_DISCOVER_REQ:
+        return None
+    ours = int(device_id, 16)
+    wanted_types = {int.from_bytes(v[k:k + 4], "big") for v in tags.get(TAG_MULTI_TYPE, [])
+                    for k in range(0, len(v) - 3, 4)}
+    wanted_types |= {int.from_bytes(v, "big") for v in tags.get(TAG_DEVICE_TYPE, []) if len(v) == 4}
+    if wanted_types and not wanted_types & {DEVICE_TYPE_TUNER, WILDCARD}:
+        return None
+    ids = {int.from_bytes(v, "big") for v in tags.get(TAG_DEVICE_ID, []) if len(v) == 4}
+    if ids and not ids & {ours, WILDCARD}:
+        return None
+    payload = (_tlv(TAG_DEVICE_TYPE, DEVICE_TYPE_TUNER.to_bytes(4, "big")) + _tlv(TAG_DEVICE_ID, ours.to_bytes(4, "big"))
+               + _tlv(TAG_TUNER_COUNT, bytes([max(1, min(tuners, 255))]))
+               + _tlv(TAG_BASE_URL, base.encode()) + _tlv(TAG_LINEUP_URL, f"{base}/lineup.json".encode())
+               + _tlv(TAG_DEVICE_AUTH, f"exstreamtv{device_id.lower()}".encode()))
+    return _packet(TYPE_DISCOVER_RPY, payload)
+
+
+def discover_request(device_type: int = WILDCARD, device_id: int = WILDCARD) -> bytes:
+    """A discovery request as libhdhomerun sends it (tests)."""
+    return _packet(TYPE_DISCOVER_REQ, _tlv(TAG_DEVICE_TYPE, device_type.to_bytes(4, "big"))
+                   + _tlv(TAG_DEVICE_ID, device_id.to_bytes(4, "big")))

@@ -105,6 +105,7 @@ class ServerHandle:
         self._ssdp = None
         self.guard: ConnectionGuard | None = None
         self.app = None
+        self._discovery = None
 
     @property
     def urls(self) -> list[str]:
@@ -165,6 +166,18 @@ class ServerHandle:
         log.info("serving on %s", ", ".join(self.urls))
         self.app.control.urls = self.urls
         self._write_state()
+        hd = self.engine.config.hdhr
+        if hd.discovery_enabled:
+            from .discovery import start_discovery
+
+            port = self.port
+            configured = self.engine.config.server.base_url
+
+            def base_for(local_ip: str) -> str:
+                return configured.rstrip("/") if configured else f"http://{local_ip}:{port}"
+
+            self._discovery = await start_discovery(self.host, hd.discovery_port, self.engine.hdhr_device_id,
+                                                    base_for, hd.tuner_count)
         if self.engine.config.hdhr.ssdp_enabled:
             from .ssdp import start_ssdp
 
@@ -206,6 +219,8 @@ class ServerHandle:
     async def stop(self) -> None:
         if self._ssdp is not None:
             self._ssdp.close()
+        if self._discovery is not None:
+            self._discovery[0].close()
         self.engine.sessions.shutdown()  # ends every viewer stream
         if self.server is not None:
             self.server.should_exit = True
