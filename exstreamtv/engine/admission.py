@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 
+TUNER_KINDS = ("hdhr", "hls")  # session kinds that count against hdhr.tuner_count
+
+
 class Refused(str, enum.Enum):
     UNKNOWN_CHANNEL = "unknown_channel"
     UNAVAILABLE = "unavailable"  # nothing playable
@@ -92,7 +95,8 @@ class Admission:
 
 
 def check(engine: "Engine", number: Any, hdhr: bool = False) -> "Channel":
-    """The checks that start nothing (also answers HEAD requests)."""
+    """The checks that start nothing (also answers HEAD requests). ``hdhr``: the viewer takes a
+    tuner (HDHomeRun and HLS clients)."""
     from .engine import UnknownChannel
 
     try:
@@ -107,7 +111,7 @@ def check(engine: "Engine", number: Any, hdhr: bool = False) -> "Channel":
         b = breaker.snapshot()  # nothing to show while it is down
         raise AdmissionRefused(Refused.BREAKER_OPEN, "Channel is failing; its circuit breaker is open",
                                {"retry_after_seconds": b.retry_after_seconds}, b.retry_after_seconds)
-    if hdhr:  # HDHomeRun clients use tuners: at most tuner_count distinct channels at once
+    if hdhr:  # HDHomeRun and HLS clients use tuners: at most tuner_count distinct channels at once
         in_use = engine.hdhr_channels_in_use()
         limit = engine.config.hdhr.tuner_count
         if channel.number not in in_use and len(in_use) >= limit:
@@ -117,11 +121,14 @@ def check(engine: "Engine", number: Any, hdhr: bool = False) -> "Channel":
     return channel
 
 
-async def admit(engine: "Engine", number: Any, client_addr: str, user_agent: str, hdhr: bool = False) -> Admission:
-    """Admit a viewer (session registered, channel started) or raise ``AdmissionRefused``."""
-    channel = check(engine, number, hdhr)
+async def admit(engine: "Engine", number: Any, client_addr: str, user_agent: str, hdhr: bool = False,
+                kind: str | None = None) -> Admission:
+    """Admit a viewer (session registered, channel started) or raise ``AdmissionRefused``.
+    ``kind``: the session's kind ("stream", "hdhr", "hls"); HDHomeRun and HLS viewers take tuners."""
+    kind = kind or ("hdhr" if hdhr else "stream")
+    channel = check(engine, number, kind in TUNER_KINDS)
     try:
-        session = engine.sessions.create(channel.number, client_addr, user_agent, kind="hdhr" if hdhr else "stream")
+        session = engine.sessions.create(channel.number, client_addr, user_agent, kind=kind)
     except SessionLimitReached as exc:
         if exc.per_address:
             raise AdmissionRefused(Refused.ADDRESS_FULL, "Too many streams from this address",

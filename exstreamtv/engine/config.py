@@ -163,6 +163,17 @@ class HdhrConfig:
 
 
 @dataclass
+class HlsConfig:
+    enabled: bool = _spec(True, doc="serve /hls/channels/{n}/live.m3u8 (segments cut from the same stream)")
+    segment_seconds: float = _spec(2.0, minimum=0.5, doc="target segment length; segments are cut at keyframes")
+    window_segments: int = _spec(6, minimum=2, doc="segments listed in the live playlist")
+    idle_target_durations: float = _spec(3.0, minimum=1, doc="an HLS viewer that fetches nothing for this many "
+                                         "target durations has left")
+    start_timeout_seconds: float = _spec(20.0, minimum=1, doc="how long a playlist request waits for a cold "
+                                         "channel's first segment")
+
+
+@dataclass
 class GuideConfig:
     hours: float = _spec(24.0, minimum=1, doc="how far ahead the XMLTV guide reaches")
 
@@ -236,6 +247,7 @@ class Config:
     error_screen: ErrorScreenSettings = field(default_factory=ErrorScreenSettings)
     health: HealthConfig = field(default_factory=HealthConfig)
     hdhr: HdhrConfig = field(default_factory=HdhrConfig)
+    hls: HlsConfig = field(default_factory=HlsConfig)
     guide: GuideConfig = field(default_factory=GuideConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     database_backup: DatabaseBackupConfig = field(default_factory=DatabaseBackupConfig)

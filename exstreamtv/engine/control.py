@@ -132,6 +132,33 @@ class LocalControl:
     def describe(self) -> ControlInfo:
         return ControlInfo("local", self.urls[0] if self.urls else "")
 
+    def overview(self) -> dict[str, Any]:
+        """What the web page shows: each channel's now and next (from the schedule, as the guide
+        has them) with its state, health and viewers, and the server's own condition."""
+        e = self.engine
+        now = e.clock.time()
+        channels = []
+        for ch in e.channels_snapshot():
+            n = ch["number"]
+            channel = e.channels[n]
+            now_next: list[dict[str, Any]] = []
+            if channel.schedule is not None:
+                slot = channel.schedule.at(now)
+                for s in (slot, channel.schedule.at(slot.end)):
+                    now_next.append({"title": s.item.title, "start": s.start, "end": s.end})
+            report = e.health_report(n, 0, ch["viewers"])
+            channels.append({"number": n, "name": ch["name"], "group": ch["group"], "state": ch["state"],
+                             "viewers": ch["viewers"], "health": report.get("status"),
+                             "breaker": ch["breaker_state"], "on_air": ch["on_air"], "now": now_next[:1],
+                             "next": now_next[1:], "logo": f"/iptv/logos/{n}.png",
+                             "hls": f"/hls/channels/{n}/live.m3u8", "ts": f"/stream/channels/{n}.ts"})
+        pool = e.pool.snapshot()
+        return {"now": now, "uptime_seconds": round(e.uptime(), 1), "channels": channels,
+                "viewers": sum(c["viewers"] for c in channels), "hls": e.hls.snapshot(),
+                "loop": e.loop_lag.snapshot(),
+                "pool": {k: pool[k] for k in ("running", "capacity", "capacity_reason", "memory_percent")},
+                "events": [ev.to_dict() for ev in e.events.since(0, 8)]}
+
     # reads the HTTP API serves as they are (the engine's door for the server, besides snapshots)
     def sessions_summary(self, channel_id: int | None = None) -> dict[str, Any]:
         return self.engine.sessions.summary(channel_id)

@@ -35,6 +35,8 @@ from .onair.scan import ScanProgress
 from .guards.process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
 from .guards.restart_guard import RestartDecision, RestartGuard
 from .onair.schedule import Schedule, ScheduleItem
+from .admission import TUNER_KINDS
+from .hls_viewers import HlsViewers
 from .sessions import SessionManager
 from .state.store import Store
 
@@ -81,6 +83,7 @@ class Engine:
         self.error_screens = get_error_screen_generator()
         self.loop_lag = LoopLagMonitor(self.clock, self.events)
         self.guide = GuideCache()
+        self.hls = HlsViewers(self)
         self._logo_renders: dict[Path, asyncio.Future] = {}
         self._health_task: asyncio.Task | None = None
         self._device_id: str | None = None
@@ -171,6 +174,7 @@ class Engine:
         breaker = CircuitBreaker(cc.number, self.config.circuit_breaker, self.clock, self._on_breaker)
         self.breakers[cc.number] = breaker
         ch = Channel(cc, self, breaker, self.config.streaming, self.config.ffmpeg, None, None)
+        ch.hls_config = self.config.hls
         self.channels[cc.number] = ch
         for warning in cc.warnings:
             self.events.emit("config_warning", f"configuration: {warning} (skipped; the other entries play)",
@@ -436,7 +440,20 @@ class Engine:
         return self._device_id
 
     def hdhr_channels_in_use(self) -> set[int]:
-        return {s.channel_id for s in self.sessions.sessions(include_disconnected=False) if s.kind == "hdhr"}
+        return {s.channel_id for s in self.sessions.sessions(include_disconnected=False) if s.kind in TUNER_KINDS}
+
+    def tuners(self) -> list[dict[str, Any] | None]:
+        """What each emulated tuner carries (None: free): the channels HDHomeRun and HLS viewers use."""
+        live = [s for s in self.sessions.sessions(include_disconnected=False) if s.kind in TUNER_KINDS]
+        now = self.clock.monotonic()
+        out: list[dict[str, Any] | None] = []
+        for number in sorted({s.channel_id for s in live})[:self.config.hdhr.tuner_count]:
+            mine = [s for s in live if s.channel_id == number]
+            ch = self.channels.get(number)
+            out.append({"channel": number, "name": ch.name if ch else str(number),
+                        "clients": sorted({s.client_addr.rsplit(":", 1)[0] for s in mine}),
+                        "bps": round(sum(s.current_rate_bps(now) for s in mine))})
+        return out + [None] * (self.config.hdhr.tuner_count - len(out))
 
     async def logo(self, channel_id: int) -> tuple[bytes, str]:
         """The channel's logo: the configured file, else a PNG made once from its number and name."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from xml.sax.saxutils import escape
 
 _LUT = (0xA, 0x5, 0xF, 0x6, 0x7, 0xC, 0x1, 0xB, 0x9, 0x2, 0x8, 0xD, 0x4, 0x3, 0xE, 0x0)
@@ -179,3 +179,90 @@ def discover_request(device_type: int = WILDCARD, device_id: int = WILDCARD) -> 
     """A discovery request as libhdhomerun sends it (tests)."""
     return _packet(TYPE_DISCOVER_REQ, _tlv(TAG_DEVICE_TYPE, device_type.to_bytes(4, "big"))
                    + _tlv(TAG_DEVICE_ID, device_id.to_bytes(4, "big")))
+
+
+# ---------------------------------------------------------------- TCP control (hdhomerun_config <id> get /sys/model)
+# The same packet framing over TCP port 65001: GETSET requests name a variable (NUL-terminated),
+# the reply repeats the name with its value or an error message.
+TYPE_GETSET_REQ, TYPE_GETSET_RPY = 0x0004, 0x0005
+TAG_GETSET_NAME, TAG_GETSET_VALUE, TAG_ERROR_MESSAGE, TAG_GETSET_LOCKKEY = 0x03, 0x04, 0x05, 0x15
+MAX_CONTROL_PAYLOAD = 3074  # libhdhomerun's largest packet payload
+
+
+def _cstr(value: bytes) -> str:
+    return value.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def control_reply(request: bytes, lookup: Callable[[str], str | None]) -> bytes:
+    """The reply to one GETSET request; ``lookup(name)`` gives a variable's value (None: unknown).
+    Every variable is read-only here: a set is answered with an error, as a locked tuner does."""
+    kind, tags = parse_packet(request)
+    if kind != TYPE_GETSET_REQ:
+        raise DiscoveryPacketError(f"packet type 0x{kind:04X} is not a get/set request")
+    names = tags.get(TAG_GETSET_NAME)
+    if not names:
+        raise DiscoveryPacketError("get/set request without a variable name")
+    name = _cstr(names[0])
+    payload = _tlv(TAG_GETSET_NAME, name.encode() + b"\0")
+    if TAG_GETSET_VALUE in tags:
+        payload += _tlv(TAG_ERROR_MESSAGE, b"ERROR: read-only (EXStreamTV is configured, not tuned)\0")
+    else:
+        value = lookup(name)
+        if value is None:
+            payload += _tlv(TAG_ERROR_MESSAGE, f"ERROR: unknown getset variable '{name[:100]}'".encode() + b"\0")
+        else:
+            payload += _tlv(TAG_GETSET_VALUE, value.encode() + b"\0")
+    return _packet(TYPE_GETSET_RPY, payload)
+
+
+def control_values(device_id: str, tuners: int, tuner_status: Callable[[int], str]) -> Callable[[str], str | None]:
+    """The variables a client reads from a tuner like this one."""
+    fixed = {"/sys/model": "hdhomeruntc_atsc", "/sys/hwmodel": "HDTC-2US", "/sys/version": "20200101",
+             "/sys/features": "channelmap: us-bcast us-cable\nmodulation: 8vsb qam256 qam64\n",
+             "/sys/copyright": "EXStreamTV (emulating an HDHomeRun tuner)", "/sys/debug": "",
+             "/sys/id": device_id, "/lineup/scan": "state=complete progress=100% found=0"}
+
+    def lookup(name: str) -> str | None:
+        if name in fixed:
+            return fixed[name]
+        parts = name.split("/")
+        if len(parts) == 3 and parts[1].startswith("tuner") and parts[1][5:].isdigit():
+            i = int(parts[1][5:])
+            if i < tuners and parts[2] == "status":
+                return tuner_status(i)
+            if i < tuners and parts[2] in ("channel", "channelmap", "filter", "program", "target", "lockkey"):
+                return {"channel": "none", "channelmap": "us-cable", "filter": "0x0000-0x1FFF",
+                        "program": "0", "target": "none", "lockkey": "none"}[parts[2]]
+        return None
+
+    return lookup
+
+
+def control_request(name: str, value: str | None = None) -> bytes:
+    """A get (or set) request as libhdhomerun sends it (tests)."""
+    payload = _tlv(TAG_GETSET_NAME, name.encode() + b"\0")
+    if value is not None:
+        payload += _tlv(TAG_GETSET_VALUE, value.encode() + b"\0")
+    return _packet(TYPE_GETSET_REQ, payload)
+
+
+def tuner_status(tuners: list[dict[str, Any] | None], i: int) -> str:
+    """``/tunerN/status`` as a tuner prints it."""
+    t = tuners[i] if i < len(tuners) else None
+    if t is None:
+        return "ch=none lock=none ss=0 snq=0 seq=0 bps=0 pps=0"
+    return f"ch=auto:{t['channel']} lock=8vsb ss=100 snq=100 seq=100 bps={t['bps']} pps={t['bps'] // 1504}"
+
+
+def status_json(tuners: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """``/status.json``: one entry per tuner, the busy ones with what they carry."""
+    out: list[dict[str, Any]] = []
+    for i, t in enumerate(tuners):
+        if t is None:
+            out.append({"Resource": f"tuner{i}"})
+        else:
+            out.append({"Resource": f"tuner{i}", "VctNumber": str(t["channel"]), "VctName": t["name"],
+                        "Frequency": 0, "SignalStrengthPercent": 100, "SignalQualityPercent": 100,
+                        "SymbolQualityPercent": 100, "TargetIP": ",".join(t["clients"]),
+                        "NetworkRate": t["bps"]})
+    return out

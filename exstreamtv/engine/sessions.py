@@ -96,7 +96,9 @@ class StreamSession:
     idle_since: float | None = None
     _samples: deque = field(default_factory=deque)  # (monotonic, bytes)
     on_disconnect: Callable[["StreamSession"], None] | None = None
-    kind: str = "stream"  # "hdhr" for HDHomeRun lineup clients (they use tuners)
+    kind: str = "stream"  # "hdhr" for HDHomeRun lineup clients (they use tuners), "hls" for HLS clients
+    fetch_timeout: float | None = None  # HLS: the session ends when nothing is fetched for this long
+    last_fetch: float | None = None  # HLS: monotonic time of the last playlist or segment request
 
     @property
     def state(self) -> SessionState:
@@ -211,6 +213,11 @@ class SessionManager:
             self._move(s, SessionState.ACTIVE)
             s.idle_since = None
 
+    def fetched(self, s: StreamSession, nbytes: int) -> None:
+        """An HLS viewer fetched a playlist or a segment (its sign of life)."""
+        s.last_fetch = self.clock.monotonic()
+        self.sent(s, nbytes)
+
     def send_failed(self, s: StreamSession, error: str) -> None:
         s.sending_since = None
         if s.state is SessionState.DISCONNECTED:
@@ -265,6 +272,10 @@ class SessionManager:
         """Active sessions blocked on a send become Idle; Idle too long are disconnected."""
         now = self.clock.monotonic()
         for s in list(self._sessions.values()):
+            if s.fetch_timeout is not None and s.state is not SessionState.DISCONNECTED \
+                    and now - (s.last_fetch if s.last_fetch is not None else s.created_mono) >= s.fetch_timeout:
+                self.disconnect(s, f"stopped fetching for {s.fetch_timeout:g}s")
+                continue
             if s.state is SessionState.ACTIVE and s.sending_since is not None \
                     and now - s.sending_since >= self.cfg.idle_after_seconds:
                 self._move(s, SessionState.IDLE)

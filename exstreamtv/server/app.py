@@ -10,13 +10,15 @@ import asyncio
 import json
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ..engine import hdhr
 from ..engine.pipeline.channel import ChannelState
@@ -26,7 +28,8 @@ from ..engine.control import LocalControl
 from .console_api import event_stream, snapshot_json
 from .metrics import metrics_registry, render
 from .protocol import ConnectionGuard
-from .stream import STREAM_PATH, StreamEndpoint
+from .hls import hls_routes
+from .stream import STREAM_PATH, TUNER_PATH, StreamEndpoint
 
 log = logging.getLogger("exstreamtv.http")
 
@@ -42,6 +45,9 @@ class ApiError(Exception):
         self.error = error
         self.detail = detail
         self.headers = headers
+
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"  # the page, its script and the vendored hls.js
 
 
 def json_safe(value: Any) -> Any:
@@ -178,9 +184,18 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
     async def lineup_post(request: Request) -> Response:
         return Response(b"", status_code=200)  # "scan": our lineup is always current
 
+    async def status_json(request: Request) -> Response:
+        return JSONResponse(hdhr.status_json(engine.tuners()))
+
     async def device_xml(request: Request) -> Response:
         return Response(hdhr.device_xml(engine.hdhr_device_id, base_url(request, engine), hdhr_name()),
                         media_type="application/xml")
+
+    async def overview(request: Request) -> Response:
+        return JSONResponse(json_safe(control.overview()))
+
+    async def index(request: Request) -> Response:
+        return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def channels(request: Request) -> Response:
         return JSONResponse({"channels": engine.channels_snapshot(), "scan": engine.scan.snapshot()})
@@ -305,6 +320,10 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
         Route("/lineup_status.json", lineup_status),
         Route("/lineup.post", lineup_post, methods=["POST", "GET"]),
         Route("/device.xml", device_xml),
+        Route("/status.json", status_json),
+        Route("/", index),
+        Mount("/web", app=StaticFiles(directory=WEB_DIR), name="web"),
+        Route("/api/overview", overview),
         Route("/api/channels", channels),
         Route("/api/channels/{n}", channel_detail),
         Route("/api/channels/{n}/restart", restart, methods=["POST"]),
@@ -317,6 +336,7 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
         Route("/api/events", events),
         Route("/api/console/snapshot", console_snapshot),
         Route("/api/channels/{n}/error-screen/preview", preview, methods=["POST"]),
+        *hls_routes(engine),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: not_found, ApiError: api_error,
                                                          Exception: server_error})
@@ -343,9 +363,20 @@ class ExStreamApp:
             if scope.get("path") == "/api/console/stream" and scope["method"] == "GET":
                 await event_stream(self.engine, scope, receive, send)
                 return
-            m = STREAM_PATH.match(scope.get("path", ""))
+            path = scope.get("path", "")
+            m = STREAM_PATH.match(path)
             if m:
                 await self.stream(scope, receive, send, m.group(2), hdhr=bool(m.group(1)))
+                return
+            m = TUNER_PATH.match(path)
+            if m:
+                if m.group(2) is not None and int(m.group(2)) >= self.engine.config.hdhr.tuner_count:
+                    from .stream import send_json
+
+                    await send_json(send, 404, {"error": "No such tuner",
+                                                "detail": f"tuners are 0-{self.engine.config.hdhr.tuner_count - 1}"})
+                    return
+                await self.stream(scope, receive, send, m.group(3), hdhr=True)
                 return
         await self.api(scope, receive, send)
 

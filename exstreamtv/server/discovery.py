@@ -14,7 +14,7 @@ import socket
 import time
 from typing import Callable
 
-from ..engine.hdhr import DISCOVER_PORT, DiscoveryPacketError, discover_reply
+from ..engine.hdhr import DISCOVER_PORT, MAX_CONTROL_PAYLOAD, DiscoveryPacketError, control_reply, discover_reply
 
 log = logging.getLogger("exstreamtv.discovery")
 
@@ -73,3 +73,38 @@ async def start_discovery(host: str, port: int, device_id: str, base_for: Callab
     except OSError as exc:
         log.warning("HDHomeRun discovery off: cannot listen on UDP port %d: %s", port, exc)
         return None
+
+
+async def start_control(host: str, port: int, lookup: Callable[[str], str | None]) -> asyncio.Server | None:
+    """The tuner's TCP control port (65001): ``hdhomerun_config <id> get /sys/model`` and the like.
+    A malformed or oversized packet closes that connection; nothing else is affected."""
+    last_log = [0.0]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = (writer.get_extra_info("peername") or ("?",))[0]
+        try:
+            while True:
+                head = await asyncio.wait_for(reader.readexactly(4), 30)
+                length = int.from_bytes(head[2:4], "big")
+                if length > MAX_CONTROL_PAYLOAD:
+                    raise DiscoveryPacketError(f"payload of {length} bytes is over {MAX_CONTROL_PAYLOAD}")
+                body = await asyncio.wait_for(reader.readexactly(length + 4), 10)
+                writer.write(control_reply(head + body, lookup))
+                await asyncio.wait_for(writer.drain(), 10)
+        except DiscoveryPacketError as exc:
+            now = time.monotonic()
+            if now - last_log[0] > 10:
+                last_log[0] = now
+                log.warning("closing an HDHomeRun control connection from %s: %s", peer, exc)
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    try:
+        server = await asyncio.start_server(handle, "" if host in ("0.0.0.0", "::", "") else host, port,
+                                            reuse_address=True)
+    except OSError as exc:
+        log.warning("HDHomeRun control port off: cannot listen on TCP port %d: %s", port, exc)
+        return None
+    return server

@@ -106,6 +106,7 @@ class ServerHandle:
         self.guard: ConnectionGuard | None = None
         self.app = None
         self._discovery = None
+        self._control = None
 
     @property
     def urls(self) -> list[str]:
@@ -168,7 +169,7 @@ class ServerHandle:
         self._write_state()
         hd = self.engine.config.hdhr
         if hd.discovery_enabled:
-            from .discovery import start_discovery
+            from .discovery import start_control, start_discovery
 
             port = self.port
             configured = self.engine.config.server.base_url
@@ -178,6 +179,10 @@ class ServerHandle:
 
             self._discovery = await start_discovery(self.host, hd.discovery_port, self.engine.hdhr_device_id,
                                                     base_for, hd.tuner_count)
+            from ..engine.hdhr import control_values, tuner_status
+
+            self._control = await start_control(self.host, hd.discovery_port, control_values(
+                self.engine.hdhr_device_id, hd.tuner_count, lambda i: tuner_status(self.engine.tuners(), i)))
         if self.engine.config.hdhr.ssdp_enabled:
             from .ssdp import start_ssdp
 
@@ -221,6 +226,8 @@ class ServerHandle:
             self._ssdp.close()
         if self._discovery is not None:
             self._discovery[0].close()
+        if self._control is not None:
+            self._control.close()
         self.engine.sessions.shutdown()  # ends every viewer stream
         if self.server is not None:
             self.server.should_exit = True

@@ -23,6 +23,8 @@ from .protocol import abort_now
 log = logging.getLogger("exstreamtv.stream")
 
 STREAM_PATH = re.compile(r"^(/hdhr)?/stream/channels/([^/]+)\.ts$")
+# what HDHomeRun clients request from a real tuner: any free tuner, or tuner i
+TUNER_PATH = re.compile(r"^/(auto|tuner(\d{1,3}))/v([^/]+)$")
 
 # the engine decides who may tune in; this maps its refusals to HTTP
 STATUS = {Refused.UNKNOWN_CHANNEL: 404, Refused.UNAVAILABLE: 503, Refused.BREAKER_OPEN: 503, Refused.TUNERS_BUSY: 503,

@@ -21,10 +21,11 @@ from typing import Any, Callable, Protocol
 from ..stream.broadcaster import Broadcaster, Cursor
 from ..guards.circuit_breaker import CircuitBreaker
 from ..clock import Clock
-from ..config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, StreamingConfig
+from ..config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, HlsConfig, StreamingConfig
 from ..events import EventLog
 from .ffmpeg_command import FileSource, OutputProfile, program_command
 from ..stream.mpegts import CLOCK
+from ..stream.hls import Segmenter, first_sequence
 from ..stream.pacer import Pacer
 from ..stream.splicer import Splicer
 from ..guards.process_pool import ManagedProcess, ProcessPoolManager
@@ -96,6 +97,8 @@ class Channel(SegmentRunner, Recovery):
         self.broadcaster: Broadcaster | None = None
         self.splicer: Splicer | None = None
         self.pacer: Pacer | None = None
+        self.hls_config: HlsConfig | None = None  # set by the engine: HLS segments cut from this channel
+        self.hls: Segmenter | None = None
         self.current: ManagedProcess | None = None
         self.current_plan: SegmentPlan | None = None
         self._air_queue: deque[OnAir] = deque()
@@ -208,6 +211,11 @@ class Channel(SegmentRunner, Recovery):
         self.splicer = Splicer(self.streaming.timeline_start_ticks)
         self.pacer = Pacer(self.host.clock, self.broadcaster, self.streaming.lead_seconds)
         self.pacer.header_source = self.splicer.header
+        if self.hls_config is not None and self.hls_config.enabled:
+            h = self.hls_config
+            self.hls = Segmenter(h.segment_seconds, h.window_segments, self.ffcfg.keyframe_interval_seconds,
+                                 self._wall_of, first_sequence(self.host.clock.time()))
+            self.broadcaster.listeners.append(self.hls.on_chunk)
         self.started_at = self.host.clock.monotonic()
         self._restart_requested = False
         self._set_state(ChannelState.STARTING)
@@ -240,6 +248,9 @@ class Channel(SegmentRunner, Recovery):
             pacer_task.cancel()
         if broadcaster is not None:
             broadcaster.close()
+        if self.hls is not None:
+            self.hls.close()
+            self.hls = None
         self.viewers = 0
         self._air_queue.clear()
         self._set_state(ChannelState.IDLE if self.schedule else ChannelState.UNAVAILABLE)
@@ -247,6 +258,12 @@ class Channel(SegmentRunner, Recovery):
             self._set_state(ChannelState.SCANNING)
         self._stopped = None
         stopped.set()  # viewers waiting in attach() may start a new run now
+
+    def _wall_of(self, media_seconds: float) -> float:
+        """Wall-clock time at which this channel-timeline instant is (or was) on air."""
+        now = self.host.clock.time()
+        pos = self.pacer.position() if self.pacer is not None else None
+        return now if pos is None else now + media_seconds - pos / CLOCK
 
     def owner_alive(self) -> bool:
         return self.running
@@ -496,6 +513,7 @@ class Channel(SegmentRunner, Recovery):
             "last_error": self.last_error or self.unavailable_reason or "",
             "bytes_out": b.total_bytes if b is not None else 0,
             "buffered_seconds": round(b.buffered_seconds, 3) if b is not None else 0.0,
+            "hls": self.hls.snapshot() if self.hls is not None else None,
             "uptime_seconds": round(self.host.clock.monotonic() - self.started_at, 3)
             if self.started_at is not None and self.running else 0.0,
             "ffmpeg": {"fps": self.progress.fps, "speed": self.progress.speed,

@@ -49,6 +49,7 @@ class Broadcaster:
         self.closed = False
         self._waiter: asyncio.Future | None = None
         self._last_key_seq: int | None = None
+        self.listeners: list = []  # callables given every published Chunk (the HLS segmenter)
 
     # -- producer side
     def publish(self, data: bytes, keyframe: bool, media_time: float, header: bytes | None = None) -> None:
@@ -64,6 +65,8 @@ class Broadcaster:
         self.total_bytes += len(data)
         if keyframe:
             self._last_key_seq = chunk.seq
+        for listener in self.listeners:
+            listener(chunk)
         self._trim()
         self._wake()
 
