@@ -144,7 +144,7 @@ class LocalControl:
             now_next: list[dict[str, Any]] = []
             if channel.schedule is not None:
                 slot = channel.schedule.at(now)
-                for s in (slot, channel.schedule.at(slot.end)):
+                for s in (slot, channel.schedule.at(slot.end + 1e-3)):  # (at the very end: float rounding)
                     now_next.append({"title": s.item.title, "start": s.start, "end": s.end})
             report = e.health_report(n, 0, ch["viewers"])
             channels.append({"number": n, "name": ch["name"], "group": ch["group"], "state": ch["state"],
