@@ -229,6 +229,9 @@ class HttpControl:
         return await self._command("POST", f"/api/channels/{channel_id}/error-screen", {"seconds": seconds, **params},
                                    f"Error screen on air on channel {channel_id} for {seconds:g}s")
 
+    async def scan_library(self, name: str) -> CommandResult:
+        return await self._command("POST", f"/api/libraries/{name}/scan", {}, f"Scan of library {name} started")
+
     async def kick(self, session_id: str) -> CommandResult:
         return await self._command("DELETE", f"/api/ai/sessions/{session_id}", None,
                                    f"Session {session_id} disconnected")

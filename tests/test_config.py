@@ -66,7 +66,7 @@ def test_channel_requires_name_and_relative_paths_resolve(tmp_path):
         parse_config("channels:\n  - number: 1\n    lineup: [media]\n", "c.yaml", base_dir=tmp_path, env={})
     cfg = parse_config("channels:\n  - number: 1\n    name: M\n    lineup: [media]\n", "c.yaml", base_dir=tmp_path,
                        env={})
-    assert cfg.channels[0].lineup == [str(tmp_path / "media")]
+    assert cfg.channels[0].paths == [str(tmp_path / "media")]
 
 
 def test_env_overrides_win_over_file():

@@ -3,7 +3,6 @@
 import asyncio
 import shutil
 import subprocess
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -17,35 +16,6 @@ from .conftest import channel, small_config
 from .test_stability import Reader, wait_for
 
 DATA = Path(__file__).parent / "data"
-SYSTEM_DTDS = [Path("/usr/share/sgml/xmltv/dtd/0.5/xmltv.dtd"), Path("/usr/share/xmltv/xmltv.dtd")]
-
-
-@pytest.fixture(scope="session")
-def xmltv_dtd() -> Path:
-    """The XMLTV project's DTD, from Debian's libxmltv-perl package (fetched once into tests/data)."""
-    DATA.mkdir(exist_ok=True)
-    local = DATA / "xmltv.dtd"
-    if local.exists():
-        return local
-    for p in SYSTEM_DTDS:
-        if p.exists():
-            shutil.copy(p, local)
-            return local
-    tmp = Path(tempfile.mkdtemp())
-    ok = subprocess.run(["apt-get", "download", "libxmltv-perl"], cwd=tmp, capture_output=True).returncode == 0
-    if not ok:  # a fresh machine has no package lists yet
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-        ok = subprocess.run(["apt-get", "download", "libxmltv-perl"], cwd=tmp, capture_output=True).returncode == 0
-    debs = list(tmp.glob("*.deb"))
-    if ok and debs:
-        subprocess.run(["dpkg-deb", "-x", str(debs[0]), str(tmp / "x")], check=True)
-        found = list((tmp / "x").rglob("xmltv.dtd"))
-        if found:
-            shutil.copy(found[0], local)
-            return local
-    pytest.fail("the XMLTV DTD is needed: run `apt-get download libxmltv-perl` or put xmltv.dtd in tests/data")
-
-
 def validate(xml: bytes, dtd_path: Path) -> None:
     from lxml import etree
 

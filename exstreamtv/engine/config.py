@@ -175,7 +175,7 @@ class HlsConfig:
 
 @dataclass
 class GuideConfig:
-    hours: float = _spec(24.0, minimum=1, doc="how far ahead the XMLTV guide reaches")
+    hours: float = _spec(72.0, minimum=1, doc="how far ahead the XMLTV guide reaches")
 
 
 @dataclass
@@ -225,15 +225,94 @@ class RestartGuardConfig:
 
 
 @dataclass
+class LineupEntry:
+    """One lineup entry: a file or folder (``path``; a plain string in YAML) or a whole library."""
+    path: str | None = None
+    library: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.path is None) == (self.library is None):
+            raise ValueError("a lineup entry is a path (a string) or {library: NAME}")
+
+    def __str__(self) -> str:
+        return self.path if self.path is not None else f"library {self.library}"
+
+
+@dataclass
+class SubtitleConfig:
+    languages: list[str] = _spec(factory=list, doc="ISO 639 codes in order of preference")
+    mode: str = _spec("off", choices=("off", "forced-only", "always"))
+
+
+@dataclass
+class ProfileOverride:
+    """A channel's own output profile: any key left out comes from ``ffmpeg``."""
+    width: int | None = _spec(None, minimum=16)
+    height: int | None = _spec(None, minimum=16)
+    fps: int | None = _spec(None, minimum=1)
+    video_bitrate_kbps: int | None = _spec(None, minimum=100)
+    audio_bitrate_kbps: int | None = _spec(None, minimum=32)
+
+
+@dataclass
 class ChannelConfig:
     number: int = _spec(minimum=1)
     name: str = _spec()
-    lineup: list[str] = _spec(factory=list)
+    lineup: list[LineupEntry] = _spec(factory=list)
     logo: str | None = None
     group: str | None = None
+    audio_languages: list[str] = _spec(factory=list, doc="preferred audio languages (ISO 639), then the file's "
+                                       "default track, then the first")
+    subtitles: SubtitleConfig = field(default_factory=SubtitleConfig)
+    profile: ProfileOverride | None = None
     # problems found while loading (e.g. a lineup path that does not exist): reported and skipped
     # by the engine, never fatal for the other channels
     warnings: list[str] = field(default_factory=list, metadata={"internal": True})
+
+    def __post_init__(self) -> None:
+        self.lineup = [e if isinstance(e, LineupEntry) else LineupEntry(path=str(e)) for e in self.lineup]
+        self.audio_languages = [normalise_language(x) for x in self.audio_languages]
+        self.subtitles.languages = [normalise_language(x) for x in self.subtitles.languages]
+
+    @property
+    def paths(self) -> list[str]:
+        return [e.path for e in self.lineup if e.path is not None]
+
+    @property
+    def libraries(self) -> list[str]:
+        return [e.library for e in self.lineup if e.library is not None]
+
+
+# ISO 639-1 codes people write, to the 639-2 codes media files carry (B and T forms both kept)
+_ISO639_1 = {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "pt": "por", "nl": "nld", "sv": "swe",
+             "no": "nor", "da": "dan", "fi": "fin", "pl": "pol", "ru": "rus", "ja": "jpn", "zh": "zho", "ko": "kor",
+             "ar": "ara", "he": "heb", "hi": "hin", "tr": "tur", "cs": "ces", "el": "ell", "hu": "hun", "ro": "ron"}
+_639_B_TO_T = {"fre": "fra", "ger": "deu", "dut": "nld", "chi": "zho", "cze": "ces", "gre": "ell", "rum": "ron",
+               "per": "fas", "slo": "slk", "ice": "isl", "mac": "mkd", "may": "msa", "wel": "cym", "arm": "hye",
+               "baq": "eus", "bur": "mya", "geo": "kat", "alb": "sqi", "tib": "bod", "mao": "mri"}
+
+
+def normalise_language(code: str) -> str:
+    """``fr``, ``fre`` and ``fra`` are one language: the 639-2/T code (or the code as given, lowercased)."""
+    c = code.strip().lower()
+    c = _ISO639_1.get(c, c)
+    return _639_B_TO_T.get(c, c)
+
+
+@dataclass
+class LibraryConfig:
+    name: str = _spec()
+    kind: str = _spec(choices=("movies", "shows", "other"))
+    paths: list[str] = _spec(factory=list)
+    include: list[str] = _spec(factory=list, doc="globs (relative to a root) a file must match; empty: all media")
+    exclude: list[str] = _spec(factory=list, doc="globs (relative to a root) of files and folders to skip")
+
+
+@dataclass
+class LibraryScanConfig:
+    interval_minutes: float = _spec(60.0, doc="rescan every library this often (0: only at start, on "
+                                    "`exstreamtv scan` and from the console)")
+    max_nfo_bytes: int = _spec(1_048_576, minimum=1024, doc="an NFO larger than this is not read")
 
 
 @dataclass
@@ -254,6 +333,8 @@ class Config:
     process_pool: ProcessPoolConfig = field(default_factory=ProcessPoolConfig)
     circuit_breaker: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     restart_guard: RestartGuardConfig = field(default_factory=RestartGuardConfig)
+    libraries: list[LibraryConfig] = field(default_factory=list)
+    library_scan: LibraryScanConfig = field(default_factory=LibraryScanConfig)
     channels: list[ChannelConfig] = field(default_factory=list)
     source: str = field(default="<defaults>", metadata={"internal": True})
 
@@ -360,7 +441,9 @@ def _value(tp: Any, value: Any, f: dataclasses.Field, kp: str, line: int | None,
         out = []
         for i, item in enumerate(value):
             iline = _line_of_item(value, i) or line
-            if dataclasses.is_dataclass(item_tp):
+            if item_tp is LineupEntry and not isinstance(item, dict):
+                out.append(LineupEntry(path=_convert_scalar(str, item, w.at(iline, f"{kp}[{i}]"))))
+            elif dataclasses.is_dataclass(item_tp):
                 out.append(_build(item_tp, item, f"{kp}[{i}]", iline, w))
             else:
                 out.append(_convert_scalar(item_tp, item, w.at(iline, f"{kp}[{i}]")))
@@ -379,6 +462,23 @@ def _value(tp: Any, value: Any, f: dataclasses.Field, kp: str, line: int | None,
     return converted
 
 
+def _check_libraries(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:
+    seq = root.get("libraries") if isinstance(root, dict) else None
+    seen: dict[str, int] = {}
+    for i, lib in enumerate(cfg.libraries):
+        node = seq[i] if isinstance(seq, list) and i < len(seq) else None
+        line = _line_of_key(node, "name") if node is not None else None
+        if not lib.name.strip():
+            raise ConfigError(f"{w.at(line, f'libraries[{i}].name')}: must not be empty")
+        if lib.name in seen:
+            raise ConfigError(f"{w.at(line, f'libraries[{i}].name')}: duplicate library name {lib.name!r} "
+                              f"(also libraries[{seen[lib.name]}])")
+        seen[lib.name] = i
+        if not lib.paths:
+            raise ConfigError(f"{w.at(line, f'libraries[{i}].paths')}: a library needs at least one folder")
+        lib.paths = [str(p if p.is_absolute() else base_dir / p) for p in (Path(x).expanduser() for x in lib.paths)]
+
+
 def _check_channels(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:
     seq = root.get("channels") if isinstance(root, dict) else None
     seen: dict[int, int] = {}
@@ -395,16 +495,21 @@ def _check_channels(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:
         if not ch.lineup:
             raise ConfigError(f"{w.at(line, f'channels[{i}].lineup')}: a channel needs at least one media file or folder")
         lineup_node = node.get("lineup") if node is not None else None
-        resolved = []
+        libraries = {lib.name for lib in cfg.libraries}
         for j, entry in enumerate(ch.lineup):
-            p = Path(entry).expanduser()
+            iline = _line_of_item(lineup_node, j) if lineup_node is not None else None
+            if entry.library is not None:
+                if entry.library not in libraries:
+                    known = ", ".join(sorted(libraries)) or "none are configured"
+                    raise ConfigError(f"{w.at(iline, f'channels[{i}].lineup[{j}].library')}: unknown library "
+                                      f"{entry.library!r} (libraries: {known})")
+                continue
+            p = Path(entry.path or "").expanduser()
             if not p.is_absolute():
                 p = base_dir / p
             if not p.exists():
-                iline = _line_of_item(lineup_node, j) if lineup_node is not None else None
                 ch.warnings.append(f"{w.at(iline, f'channels[{i}].lineup[{j}]')}: media path does not exist: {p}")
-            resolved.append(str(p))
-        ch.lineup = resolved
+            entry.path = str(p)
         if ch.logo:
             lp = Path(ch.logo).expanduser()
             if not lp.is_absolute():
@@ -486,6 +591,7 @@ def parse_config(text: str, source: str = "<string>", base_dir: Path | None = No
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(root).__name__}")
     cfg = _build(Config, root, "", _line_of_node(root), w)
     cfg.source = source
+    _check_libraries(cfg, root, w, base_dir or Path.cwd())
     _check_channels(cfg, root, w, base_dir or Path.cwd())
     _apply_env(cfg, env)
     return cfg
@@ -501,5 +607,5 @@ def config_to_dict(cfg: Any) -> Any:
     return cfg
 
 
-__all__ = ["Config", "ConfigError", "ChannelConfig", "load_config", "parse_config", "config_to_dict",
+__all__ = ["Config", "ConfigError", "ChannelConfig", "LineupEntry", "LibraryConfig", "normalise_language", "load_config", "parse_config", "config_to_dict",
            "ENV_OVERRIDES"]

@@ -34,6 +34,7 @@ class SnapshotQuery:
     sessions_filter: str = ""
     health_channel: int | None = None  # the one channel whose history is sent
     history: int = 120
+    library_problems: int = 0  # problems (and warnings) listed per library
 
 
 @dataclass
@@ -52,6 +53,7 @@ class EngineSnapshot:
     sessions_offset: int = 0
     loop: dict[str, Any] = field(default_factory=dict)  # event-loop lag (LoopLagMonitor.snapshot)
     scan: dict[str, Any] = field(default_factory=dict)  # background media probe (ScanProgress.snapshot)
+    libraries: list[dict[str, Any]] = field(default_factory=list)  # each library: counts, scan progress, problems
 
 
 class ControlUnavailable(Exception):
@@ -90,6 +92,8 @@ class EngineControl(Protocol):
 
     async def kick(self, session_id: str) -> CommandResult: ...
 
+    async def scan_library(self, name: str) -> CommandResult: ...
+
     async def preview(self, channel_id: int, params: dict[str, Any], width: int, height: int) -> PreviewImage: ...
 
     def describe(self) -> "ControlInfo": ...
@@ -127,6 +131,7 @@ class LocalControl:
             sessions_offset=min(q.sessions_offset, total),
             loop=e.loop_lag.snapshot(),
             scan=e.scan.snapshot(),
+            libraries=self.libraries(problems=q.library_problems),
         )
 
     def describe(self) -> ControlInfo:
@@ -182,6 +187,31 @@ class LocalControl:
         except ValueError as exc:
             return CommandResult(False, f"Invalid error screen: {exc}", "invalid")
         return CommandResult(True, f"Error screen on air on channel {channel_id} for {seconds:g}s")
+
+    def libraries(self, problems: int = 0) -> list[dict[str, Any]]:
+        out = self.engine.libraries.snapshot()
+        for lib in out:
+            if problems:
+                p = self.engine.libraries.problems(lib["name"])
+                lib["problem_list"] = (p["problems"] + p["warnings"])[:problems]
+        return out
+
+    def library(self, name: str) -> dict[str, Any]:
+        return self.engine.libraries.detail(name)  # UnknownLibrary for a name not configured
+
+    def library_problems(self, name: str) -> dict[str, Any]:
+        return self.engine.libraries.problems(name)
+
+    async def scan_library(self, name: str) -> CommandResult:
+        from .library.manager import UnknownLibrary
+
+        try:
+            started = self.engine.libraries.scan(name)
+        except UnknownLibrary as exc:
+            return CommandResult(False, str(exc), "not_found")
+        if not started:
+            return CommandResult(False, f"Library {name} is already being scanned", "busy")
+        return CommandResult(True, f"Scan of library {name} started")
 
     async def kick(self, session_id: str) -> CommandResult:
         if self.engine.sessions.kick(session_id):

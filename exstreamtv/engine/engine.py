@@ -34,7 +34,10 @@ from .onair.media import MediaError, MediaInfo, MediaProbe, scan_lineup
 from .onair.scan import ScanProgress
 from .guards.process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
 from .guards.restart_guard import RestartDecision, RestartGuard
-from .onair.schedule import Schedule, ScheduleItem
+from .library.artwork import Artwork
+from .library.manager import LibraryManager
+from .onair.lineup import LineupPart, compose
+from .onair.schedule import Schedule
 from .admission import TUNER_KINDS
 from .hls_viewers import HlsViewers
 from .sessions import SessionManager
@@ -84,6 +87,8 @@ class Engine:
         self.loop_lag = LoopLagMonitor(self.clock, self.events)
         self.guide = GuideCache()
         self.hls = HlsViewers(self)
+        self.libraries = LibraryManager(config.libraries, config.library_scan, self.data_dir, self.clock, self.events)
+        self.artwork = Artwork(self.data_dir / "artwork", lambda: self.ffmpeg_path, self._run_tool("artwork"))
         self._logo_renders: dict[Path, asyncio.Future] = {}
         self._health_task: asyncio.Task | None = None
         self._device_id: str | None = None
@@ -151,9 +156,16 @@ class Engine:
             self.demo = True
             channel_cfgs = await ensure_demo_media(self.ffmpeg_path, self.data_dir, self._run_tool("demo"))
         self.probe = MediaProbe(self.ffmpeg_path, self.data_dir / "probe-cache.json", self._run_tool("probe"))
+        self.libraries.probe = self.probe
+        await asyncio.to_thread(self.libraries.load)  # what the last scans found: serving never waits for one
+        for lib in self.libraries.libraries.values():
+            self.artwork.register(lib.items.values())
+        self.libraries.on_changed = self._library_changed
         epochs = self.store.epochs()
         for cc in channel_cfgs:  # from the probe cache at once; the rest is probed in the background
             await self._add_channel(cc, epochs)
+        self.libraries.scan_all()  # new and changed files, in the background
+        self.libraries.start_interval()
         self.started_mono = self.clock.monotonic()
         self.started_wall = self.clock.time()
         loop = asyncio.get_running_loop()
@@ -170,11 +182,22 @@ class Engine:
                             else ""))
 
     async def _add_channel(self, cc: ChannelConfig, epochs: dict[int, float]) -> None:
-        files, problems = await asyncio.to_thread(scan_lineup, cc.lineup)
+        parts: list[LineupPart] = []
+        files: list[str] = []
+        problems: list[tuple[str, str]] = []
+        for entry in cc.lineup:
+            if entry.library is not None:
+                parts.append(LineupPart(library=entry.library))
+                continue
+            found, bad = await asyncio.to_thread(scan_lineup, [entry.path])
+            parts.append(LineupPart(files=found))
+            files.extend(found)
+            problems.extend(bad)
         breaker = CircuitBreaker(cc.number, self.config.circuit_breaker, self.clock, self._on_breaker)
         self.breakers[cc.number] = breaker
         ch = Channel(cc, self, breaker, self.config.streaming, self.config.ffmpeg, None, None)
         ch.hls_config = self.config.hls
+        ch.lineup_parts = parts
         self.channels[cc.number] = ch
         for warning in cc.warnings:
             self.events.emit("config_warning", f"configuration: {warning} (skipped; the other entries play)",
@@ -201,8 +224,14 @@ class Engine:
 
     def _build_schedule(self, ch: Channel, files: list[str], infos: dict[str, MediaInfo],
                         epochs: dict[int, float] | None = None) -> None:
-        items = [ScheduleItem(i.path, i.duration, i.title, i.has_video, i.has_audio, i.description, i.cover)
-                 for i in (infos.get(f) for f in files) if i is not None]
+        ch.lineup_infos = infos
+        items = compose(ch.lineup_parts, infos, self.libraries.libraries)
+        waiting = [p.library for p in ch.lineup_parts if p.library is not None
+                   and self.libraries.get(p.library).last_scan is None]
+        if not items and waiting:  # a library never scanned yet: on air when its first scan ends
+            ch.set_scanning(0)
+            ch.waiting_for = f"library {', '.join(waiting)} is being scanned"
+            return
         epoch = (epochs if epochs is not None else self.store.epochs()).get(ch.number)
         if epoch is None:  # a new channel's schedule starts now, and stays put across restarts
             epoch = self.clock.time()
@@ -211,6 +240,16 @@ class Engine:
         problems = list(ch.media_problems.items())
         reason = None if schedule else ("no playable media: " + "; ".join(f"{p}: {r}" for p, r in problems[:3])
                                         if problems else "no media files in the lineup")
+        if schedule is not None and ch.schedule is not None and ch.running:
+            # the lineup changed under a running channel (a library rescan): what is on air stays on
+            # air, the rest follows it; the guide and the stored epoch follow
+            slot = ch.schedule.at(self.clock.time())
+            at = next((i for i, it in enumerate(items) if it.path == slot.item.path), None)
+            if at is not None:
+                schedule = schedule._reanchored(items, at, slot.start) or schedule
+            ch.set_schedule(schedule, None)
+            self.schedule_changed(ch, schedule)
+            return
         ch.set_schedule(schedule, reason)
         if reason:
             self.events.emit("channel_unavailable", f"channel {ch.number} ({ch.name}): {reason}", ch.number,
@@ -298,6 +337,7 @@ class Engine:
         for task in (self._health_task, self._backup_task, self._scan_task):
             if task is not None:
                 task.cancel()
+        await self.libraries.stop()
         self.sessions.shutdown()
         await asyncio.gather(*(ch.stop() for ch in self.channels.values()), return_exceptions=True)
         await self.pool.shutdown()
@@ -363,6 +403,15 @@ class Engine:
         done, _ = await asyncio.wait({self._scan_task}, timeout=timeout)
         return bool(done)
 
+    def _library_changed(self, name: str) -> None:
+        """A scan changed a library: the channels that play it get the new lineup."""
+        self.artwork.register(self.libraries.get(name).items.values())
+        for ch in self.channels.values():
+            if any(p.library == name for p in ch.lineup_parts):
+                ch.waiting_for = None
+                self._build_schedule(ch, [], ch.lineup_infos)
+        self.guide.invalidate()
+
     def schedule_changed(self, channel: Channel, schedule: Schedule) -> None:
         self.guide.invalidate()
         if self.store is not None:
@@ -385,12 +434,13 @@ class Engine:
                                          reason=f"pid {mp.pid} ran too long", hot=True)
 
     # ------------------------------------------------------------ error screens
-    def error_screen_config(self, params: dict[str, Any] | None = None) -> ErrorScreenConfig:
+    def error_screen_config(self, params: dict[str, Any] | None = None, channel: Channel | None = None
+                            ) -> ErrorScreenConfig:
         """The configured error screen in the channel profile, with per-call overrides (validated)."""
         es = self.config.error_screen
         p = params or {}
         return ErrorScreenConfig.for_profile(
-            self.profile, visual_mode=p.get("visual_mode") or es.visual_mode,
+            channel.profile if channel is not None else self.profile, visual_mode=p.get("visual_mode") or es.visual_mode,
             audio_mode=p.get("audio_mode") or es.audio_mode,
             background_color=p.get("background_color") or es.background_color,
             text_color=p.get("text_color") or es.text_color, image_path=es.image_path)
@@ -414,10 +464,10 @@ class Engine:
         if not explicit and not self.auto_heal.use_error_screen_fallback:
             return None
         try:
-            cfg = self.error_screen_config(params)
+            cfg = self.error_screen_config(params, channel)
         except ValueError as exc:
             log.warning("error screen config invalid (%s); using defaults", exc)
-            cfg = ErrorScreenConfig.for_profile(self.profile)
+            cfg = ErrorScreenConfig.for_profile(channel.profile)
         return self.error_screens.build_command(self.error_screen_message(channel, reason, params), cfg, duration,
                                                 logo=channel.cfg.logo)
 
@@ -496,7 +546,12 @@ class Engine:
 
     async def guide_xml(self, base: str) -> bytes:
         """The XMLTV document for clients that reach us at ``base`` (cached per minute, built off the loop)."""
-        return await self.guide.get(base, self.clock.time(), self.config.guide.hours, self.guide_channels(base))
+        def artwork_url(path: str) -> str | None:
+            key = self.artwork.key_of(path)
+            return f"{base}/artwork/{key}.jpg" if key else None
+
+        return await self.guide.get(base, self.clock.time(), self.config.guide.hours, self.guide_channels(base),
+                                    artwork_url)
 
     def guide_channels(self, base: str) -> list[tuple[int, str, str, Schedule | None]]:
         return [(ch.number, ch.name, f"{base}/iptv/logos/{ch.number}.png", ch.schedule)

@@ -25,6 +25,7 @@ from ..engine.pipeline.channel import ChannelState
 from ..engine.engine import Engine, UnknownChannel
 from ..engine import access
 from ..engine.control import LocalControl
+from ..engine.library.artwork import ArtworkMissing
 from .console_api import event_stream, snapshot_json
 from .metrics import metrics_registry, render
 from .protocol import ConnectionGuard
@@ -197,6 +198,34 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
     async def index(request: Request) -> Response:
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    async def libraries(request: Request) -> Response:
+        return JSONResponse(json_safe({"libraries": control.libraries()}))
+
+    def library_name(request: Request) -> str:
+        name = request.path_params["name"]
+        if name not in engine.libraries.libraries:
+            raise ApiError(404, f"Unknown library {name!r}", {"libraries": sorted(engine.libraries.libraries)})
+        return name
+
+    async def library(request: Request) -> Response:
+        return JSONResponse(json_safe(control.library(library_name(request))))
+
+    async def library_problems(request: Request) -> Response:
+        return JSONResponse(control.library_problems(library_name(request)))
+
+    async def library_scan(request: Request) -> Response:
+        await json_body(request)
+        result = await control.scan_library(library_name(request))
+        return JSONResponse({"ok": result.ok, "message": result.message, "reason": result.reason},
+                            status_code=202 if result.ok else 409)
+
+    async def artwork(request: Request) -> Response:
+        try:
+            data = await engine.artwork.get(request.path_params["key"])
+        except ArtworkMissing as exc:
+            raise ApiError(404, "No such artwork", str(exc)) from None
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=86400"})
+
     async def channels(request: Request) -> Response:
         return JSONResponse({"channels": engine.channels_snapshot(), "scan": engine.scan.snapshot()})
 
@@ -324,6 +353,11 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
         Route("/", index),
         Mount("/web", app=StaticFiles(directory=WEB_DIR), name="web"),
         Route("/api/overview", overview),
+        Route("/api/libraries", libraries),
+        Route("/api/libraries/{name}", library),
+        Route("/api/libraries/{name}/problems", library_problems),
+        Route("/api/libraries/{name}/scan", library_scan, methods=["POST"]),
+        Route("/artwork/{key:str}.jpg", artwork),
         Route("/api/channels", channels),
         Route("/api/channels/{n}", channel_detail),
         Route("/api/channels/{n}/restart", restart, methods=["POST"]),

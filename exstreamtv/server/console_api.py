@@ -57,6 +57,7 @@ def snapshot_query(params: Any) -> SnapshotQuery:
             continue
         setattr(q, f.name, value)
     q.sessions_limit = min(q.sessions_limit, 500)
+    q.library_problems = min(q.library_problems, 500)
     return q
 
 

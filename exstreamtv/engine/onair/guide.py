@@ -11,8 +11,9 @@ import asyncio
 import re
 import time
 import xml.etree.ElementTree as ET
-from typing import Iterable
+from typing import Callable, Iterable
 
+from ..library.model import Item
 from .schedule import Schedule
 
 EPISODE = re.compile(r"[Ss](\d{1,3})[ ._-]?[Ee](\d{1,4})")
@@ -27,8 +28,10 @@ def clean(text: str) -> str:
     return CONTROL.sub("", text)
 
 
-def build_xmltv(channels: Iterable[tuple[int, str, str | None, Schedule | None]], start: float, hours: float) -> bytes:
-    """``channels``: (number, name, icon URL, schedule). Covers [start, start + hours)."""
+def build_xmltv(channels: Iterable[tuple[int, str, str | None, Schedule | None]], start: float, hours: float,
+                artwork_url: Callable[[str], str | None] | None = None) -> bytes:
+    """``channels``: (number, name, icon URL, schedule). Covers [start, start + hours).
+    ``artwork_url(path)``: the URL the server serves an artwork file at."""
     tv = ET.Element("tv", {"generator-info-name": "EXStreamTV", "source-info-name": "EXStreamTV"})
     chans = list(channels)
     for number, name, icon, _ in chans:
@@ -43,6 +46,9 @@ def build_xmltv(channels: Iterable[tuple[int, str, str | None, Schedule | None]]
         for slot in schedule.upcoming(start, hours * 3600):
             p = ET.SubElement(tv, "programme", {"start": xmltv_time(slot.start), "stop": xmltv_time(slot.end),
                                                 "channel": str(number)})
+            if slot.item.meta is not None:
+                library_programme(p, slot.item.meta, artwork_url)
+                continue
             ET.SubElement(p, "title").text = clean(slot.item.title)
             if slot.item.description:
                 ET.SubElement(p, "desc").text = clean(slot.item.description)
@@ -53,6 +59,41 @@ def build_xmltv(channels: Iterable[tuple[int, str, str | None, Schedule | None]]
                 ET.SubElement(p, "episode-num", {"system": "xmltv_ns"}).text = f"{season - 1}.{episode - 1}."
     body = ET.tostring(tv, encoding="unicode")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE tv SYSTEM "xmltv.dtd">\n' + body + "\n").encode()
+
+
+def library_programme(p: ET.Element, it: Item, artwork_url: Callable[[str], str | None] | None) -> None:
+    """A library item's programme, children in the order xmltv.dtd requires."""
+    ET.SubElement(p, "title").text = clean(it.title)
+    if it.episode_title:
+        ET.SubElement(p, "sub-title").text = clean(it.episode_title)
+    if it.plot:
+        ET.SubElement(p, "desc").text = clean(it.plot)
+    if it.kind == "episode" and it.aired:
+        ET.SubElement(p, "date").text = it.aired.replace("-", "")
+    elif it.year:
+        ET.SubElement(p, "date").text = str(it.year)
+    for genre in it.genres:
+        ET.SubElement(p, "category").text = clean(genre)
+    if it.poster and artwork_url is not None:
+        url = artwork_url(it.poster)
+        if url:
+            ET.SubElement(p, "icon", {"src": url})
+    label = it.episode_label()
+    if label:
+        ET.SubElement(p, "episode-num", {"system": "onscreen"}).text = label
+    if it.episodes and it.season is not None:
+        eps = f"{it.episodes[0] - 1}" + (f"-{it.episodes[-1] - 1}" if len(it.episodes) > 1 else "")
+        ET.SubElement(p, "episode-num", {"system": "xmltv_ns"}).text = f"{max(0, it.season - 1)}.{eps}."
+    elif it.absolute is not None:
+        ET.SubElement(p, "episode-num", {"system": "xmltv_ns"}).text = f".{it.absolute - 1}."
+    if it.aired:
+        ET.SubElement(p, "previously-shown", {"start": it.aired.replace("-", "")})
+    if it.mpaa:
+        r = ET.SubElement(p, "rating", {"system": "MPAA"})
+        ET.SubElement(r, "value").text = clean(it.mpaa)
+    if it.rating is not None:
+        sr = ET.SubElement(p, "star-rating")
+        ET.SubElement(sr, "value").text = f"{it.rating:g}/10"
 
 
 class GuideCache:
@@ -75,7 +116,8 @@ class GuideCache:
         self._docs.clear()
 
     async def get(self, base: str, now: float, hours: float,
-                  channels: list[tuple[int, str, str | None, Schedule | None]]) -> bytes:
+                  channels: list[tuple[int, str, str | None, Schedule | None]],
+                  artwork_url: Callable[[str], str | None] | None = None) -> bytes:
         minute = int(now // 60)
         hit = self._docs.get(base)
         if hit is not None and hit[0] == minute:
@@ -86,7 +128,7 @@ class GuideCache:
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._building[base] = fut
         try:
-            body = await asyncio.to_thread(build_xmltv, channels, minute * 60.0, hours)
+            body = await asyncio.to_thread(build_xmltv, channels, minute * 60.0, hours, artwork_url)
             self.builds += 1
             if len(self._docs) >= self.MAX_KEYS and base not in self._docs:
                 self._docs.pop(next(iter(self._docs)))

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Awaitable, Callable
@@ -22,7 +23,7 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".m2ts", ".mts", ".m4
 AUDIO_EXTENSIONS = {".mp3", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".wav", ".aac", ".wma", ".ac3", ".mka", ".aiff",
                     ".aif", ".alac", ".ape", ".wv"}
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
-CACHE_VERSION = "2"  # bump when MediaInfo gains fields: older entries are probed again
+CACHE_VERSION = "3"  # bump when MediaInfo gains fields: older entries are probed again
 
 
 class MediaError(Exception):
@@ -43,6 +44,16 @@ class MediaInfo:
     title: str
     description: str = ""
     cover: bool = False  # music: the only picture is an attached cover image
+    # every stream: {"index", "kind" (video/audio/subtitle), "codec", "language", "default", "forced",
+    # and for video "width"/"height"}; stream choice (audio language, subtitles) reads these
+    streams: tuple = ()
+    tags: tuple = ()  # embedded tags as (key, value) pairs: show, season_number, episode_sort, date, genre, ...
+
+    def tag(self, key: str) -> str:
+        return next((v for k, v in self.tags if k == key), "")
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return [st for st in self.streams if st["kind"] == kind]
 
 
 def scan_lineup(entries: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -79,8 +90,31 @@ def scan_lineup(entries: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
 
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 _STREAM = re.compile(r"^\s*Stream #0:\d+.*?: (Video|Audio|Subtitle|Data)", re.M)
-_META = re.compile(r"^\s{4}(title|description|comment|show|episode_id|season_number|episode_sort)\s*:\s*(.*)$",
-                   re.M | re.I)
+_META = re.compile(r"^\s{4}(title|description|comment|synopsis|show|episode_id|season_number|episode_sort|date|year|"
+                   r"genre|album_artist|artist|album)\s*:\s*(.*)$", re.M | re.I)
+_STREAM_DETAIL = re.compile(r"^\s*Stream #0:(\d+)(?:\[0x[0-9a-fA-F]+\])?(?:\((\w+)\))?: (Video|Audio|Subtitle): "
+                            r"([A-Za-z0-9_]+)(.*)$", re.M)
+_SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text", "microdvd", "subviewer", "stl", "sami"}
+BITMAP_SUBTITLES = {"hdmv_pgs_subtitle", "pgssub", "dvd_subtitle", "dvdsub", "dvb_subtitle", "dvbsub", "xsub"}
+
+
+def parse_streams(stderr: str) -> tuple:
+    """The input's streams, in file order, with language and dispositions."""
+    head = stderr.split("Output #0", 1)[0]
+    out = []
+    for m in _STREAM_DETAIL.finditer(head):
+        index, lang, kind, codec, rest = m.groups()
+        if kind == "Video" and "(attached pic)" in rest:
+            continue
+        st = {"index": int(index), "kind": kind.lower(), "codec": codec.lower(),
+              "language": (lang or "und").lower(), "default": "(default)" in rest, "forced": "(forced)" in rest}
+        if kind == "Video":
+            size = _SIZE.search(rest)
+            if size:
+                st["width"], st["height"] = int(size.group(1)), int(size.group(2))
+        out.append(st)
+    return tuple(out)
 
 
 def _tail(path: str, stderr: str) -> str:
@@ -115,9 +149,22 @@ def parse_probe_output(path: str, stderr: str) -> MediaInfo:
     header = stderr.split("Duration:")[0]
     for key, value in _META.findall(header):
         meta.setdefault(key.lower(), value.strip())
-    title = meta.get("title") or Path(path).stem.replace("_", " ").replace(".", " ").strip()
-    desc = meta.get("description") or meta.get("comment") or ""
-    return MediaInfo(path, duration, "Video" in kinds, "Audio" in kinds, title, desc, cover and "Video" not in kinds)
+    title = meta.get("title") or _file_title(path)
+    desc = meta.get("description") or meta.get("synopsis") or meta.get("comment") or ""
+    tags = tuple((k, v) for k, v in meta.items() if k not in ("title", "description", "comment", "synopsis") and v)
+    return MediaInfo(path, duration, "Video" in kinds, "Audio" in kinds, title, desc, cover and "Video" not in kinds,
+                     parse_streams(stderr), tags)
+
+
+def _file_title(path: str) -> str:
+    return Path(path).stem.replace("_", " ").replace(".", " ").strip()
+
+
+def _info(hit: dict) -> MediaInfo:
+    d = dict(hit)
+    d["streams"] = tuple(d.get("streams") or ())
+    d["tags"] = tuple(tuple(t) for t in d.get("tags") or ())
+    return MediaInfo(**d)
 
 
 RunProbe = Callable[[list[str]], Awaitable[tuple[int, str]]]
@@ -144,6 +191,7 @@ class MediaProbe:
             except (OSError, ValueError):
                 log.warning("probe cache %s unreadable; starting empty", cache_file)
         self._by_path = {k.split("|", 1)[1].rsplit("|", 2)[0]: k for k in self._cache if "|" in k}
+        self._by_inode: dict[tuple[int, int, int, int], str] = {}  # hard links probed once (this run)
 
     @staticmethod
     def _key(path: str, st: os.stat_result) -> str:
@@ -160,7 +208,7 @@ class MediaProbe:
             return None
         if "error" in hit:
             raise MediaError(path, hit["error"])
-        return MediaInfo(**hit)
+        return _info(hit)
 
     async def probe(self, path: str) -> MediaInfo:
         try:
@@ -172,7 +220,15 @@ class MediaProbe:
         if hit is not None:
             if "error" in hit:
                 raise MediaError(path, hit["error"])
-            return MediaInfo(**hit)
+            return _info(hit)
+        same = self._by_inode.get((st.st_dev, st.st_ino, st.st_size, int(st.st_mtime)))
+        if same is not None and same != key and same in self._cache and "error" not in self._cache[same]:
+            # a hard link of a file already probed: the same bytes, so the same streams and length
+            src = _info(self._cache[same])
+            named = src.title == _file_title(src.path)  # titled from its name, not from a tag
+            info = dataclasses.replace(src, path=path, title=_file_title(path) if named else src.title)
+            self._remember(key, asdict(info), st)
+            return info
         if st.st_size == 0:
             self._remember(key, {"error": "empty file (0 bytes)"})
             raise MediaError(path, "empty file (0 bytes)")
@@ -185,7 +241,7 @@ class MediaProbe:
         except MediaError as exc:
             self._remember(key, {"error": exc.reason})
             raise
-        self._remember(key, asdict(info))
+        self._remember(key, asdict(info), st)
         return info
 
     def correct_duration(self, path: str, duration: float) -> None:
@@ -199,7 +255,9 @@ class MediaProbe:
             hit["duration"] = round(duration, 3)
             self._dirty = True
 
-    def _remember(self, key: str, value: dict) -> None:
+    def _remember(self, key: str, value: dict, st: os.stat_result | None = None) -> None:
+        if st is not None:
+            self._by_inode[(st.st_dev, st.st_ino, st.st_size, int(st.st_mtime))] = key
         path = key.split("|", 1)[1].rsplit("|", 2)[0]
         old = self._by_path.get(path)
         if old is not None and old != key:

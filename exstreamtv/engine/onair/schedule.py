@@ -9,7 +9,9 @@ restart of the server does not move anything (the epoch is persisted).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,9 @@ class ScheduleItem:
     has_audio: bool = True
     description: str = ""
     cover: bool = False
+    streams: tuple = ()  # the file's streams (probe): audio and subtitle choice read these
+    subtitle_files: tuple = ()  # (path, language, forced) sidecar subtitle files
+    meta: Any = field(default=None, compare=False, repr=False)  # the library Item (guide metadata), if any
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,7 @@ class Schedule:
         """Item ``index`` really lasts ``duration`` (it ended early): the next item starts at ``at``."""
         items = list(self.items)
         old = items[index]
-        items[index] = ScheduleItem(old.path, max(0.5, duration), old.title, old.has_video, old.has_audio,
-                                    old.description, old.cover)
+        items[index] = dataclasses.replace(old, duration=max(0.5, duration))
         return self._reanchored(items, (index + 1) % len(items), at) or self
 
     def upcoming(self, t: float, horizon: float) -> list[Slot]:

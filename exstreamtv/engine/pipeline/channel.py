@@ -12,6 +12,7 @@ viewers' streams alive.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections import deque
@@ -36,6 +37,7 @@ from ..onair.schedule import Schedule, Slot
 from .channel_state import ChannelState
 from .segment import OnAir, SegmentOutcome, SegmentPlan, SegmentRunner
 from .standby import Standby
+from .stream_choice import choose_audio, choose_subtitles
 
 log = logging.getLogger("exstreamtv.channel")
 
@@ -99,6 +101,9 @@ class Channel(SegmentRunner, Recovery):
         self.pacer: Pacer | None = None
         self.hls_config: HlsConfig | None = None  # set by the engine: HLS segments cut from this channel
         self.hls: Segmenter | None = None
+        self.lineup_parts: list = []  # LineupPart: the engine composes the schedule from these
+        self.lineup_infos: dict = {}  # probed files of the path entries
+        self.waiting_for: str | None = None  # e.g. a library's first scan
         self.current: ManagedProcess | None = None
         self.current_plan: SegmentPlan | None = None
         self._air_queue: deque[OnAir] = deque()
@@ -130,8 +135,22 @@ class Channel(SegmentRunner, Recovery):
 
     # ------------------------------------------------------------ media
     @property
+    def profile(self) -> OutputProfile:
+        """The engine's output profile, or this channel's own (``profile:`` in its config)."""
+        o = self.cfg.profile
+        base = self.host.profile
+        if o is None:
+            return base
+        w, h = o.width or base.width, o.height or base.height
+        return dataclasses.replace(base, width=w - w % 2, height=h - h % 2, fps=o.fps or base.fps,
+                                   video_bitrate_kbps=o.video_bitrate_kbps or base.video_bitrate_kbps,
+                                   audio_bitrate_kbps=o.audio_bitrate_kbps or base.audio_bitrate_kbps)
+
+    @property
     def unavailable_reason(self) -> str | None:
         if self.state is ChannelState.SCANNING:
+            if self.waiting_for:
+                return self.waiting_for
             return f"its media is still being probed ({self.scan_done} of {self.scan_total} files)"
         return self._unavailable_reason
 
@@ -320,8 +339,11 @@ class Channel(SegmentRunner, Recovery):
         if slot.remaining < 0.5:
             slot = self.schedule.at(slot.end + 1e-3)
         item = slot.item
-        src = FileSource(item.path, slot.offset, slot.remaining, item.has_video, item.has_audio, item.cover)
-        argv = program_command(self.host.ffmpeg_path, src, self.host.profile)
+        audio = choose_audio(item.streams, self.cfg.audio_languages)
+        subs = choose_subtitles(item.streams, item.subtitle_files, self.cfg.subtitles) if item.has_video else None
+        src = FileSource(item.path, slot.offset, slot.remaining, item.has_video, item.has_audio, item.cover, audio,
+                         subs)
+        argv = program_command(self.host.ffmpeg_path, src, self.profile)
         return SegmentPlan("program", slot, argv, item.title)
 
     def file_problem(self, plan: SegmentPlan) -> str | None:

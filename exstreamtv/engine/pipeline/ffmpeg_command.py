@@ -12,6 +12,10 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .stream_choice import SubtitleChoice
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,6 +71,7 @@ class FileSource:
     has_audio: bool = True
     cover: bool = False  # the only picture is an attached cover image (music): shown as a still
     audio_index: int = 0  # which audio stream (0 = the first)
+    subtitle: "SubtitleChoice | None" = None  # burned into the picture
 
     @property
     def preroll(self) -> float:
@@ -147,7 +152,7 @@ def program_command(ffmpeg: str, src: FileSource, profile: OutputProfile, progre
     graph = []
     n = 1
     if src.has_video:
-        graph.append(f"[0:v:0]{video_normalize(profile, source=True)}[v]")
+        graph.append(f"{_subtitled(src)}{video_normalize(profile, source=True)}[v]")
     else:
         # no picture: black, or the cover art (an attached picture: one frame) held as a still
         args += ["-f", "lavfi", "-i", f"color=c=black:s={profile.size}:r={profile.fps}"]
@@ -169,6 +174,19 @@ def program_command(ffmpeg: str, src: FileSource, profile: OutputProfile, progre
         graph.append(f"[{n}:a]{audio_normalize(profile)}[a]")
     args += ["-filter_complex", ";".join(graph), "-map", "[v]", "-map", "[a]"]
     return args + _encode(profile, src.duration, preroll)
+
+
+def _subtitled(src: FileSource) -> str:
+    """The picture input, with the chosen subtitles burned in (at the source's own size)."""
+    sub = src.subtitle
+    if sub is None:
+        return "[0:v:0]"
+    if sub.kind == "bitmap":
+        return f"[0:v:0][0:s:{sub.index}]overlay=eof_action=pass:repeatlast=0,"
+    # libass reads the subtitles itself, on the file's own clock: shift the picture to it and back
+    shift = _fmt(max(0.0, src.offset - src.preroll))
+    where = f"filename={filter_value(sub.path)}" if sub.path else f"filename={filter_value(src.path)}:si={sub.index}"
+    return f"[0:v:0]setpts=PTS+{shift}/TB,subtitles={where},setpts=PTS-{shift}/TB,"
 
 
 def lavfi_command(ffmpeg: str, src: LavfiSource, profile: OutputProfile, progress: bool = True,

@@ -1,0 +1,1 @@
+"""Media libraries: shows, movies and other media with their metadata and artwork."""
