@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level (default: info)")
     p.add_argument("--version", action="version", version=f"exstreamtv {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{console,backup,restore}",
+    sub = p.add_subparsers(dest="command", metavar="{console,scan,backup,restore}",
                            help="commands (without one: run the server)")
     c = sub.add_parser("console", help="the console, attached to a running server (over SSH: it finds the "
                        "server of the data dir, or use --connect); q leaves the server running")
@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--token", help="the server's api_token (default: read from the data dir; env "
                    "EXSTREAMTV_API_TOKEN); without one a remote console is read-only")
     c.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
+    s = sub.add_parser("scan", help="rescan libraries now (by the running server, else here into the data dir)")
+    s.add_argument("libraries", nargs="*", metavar="LIBRARY", help="library names (default: all)")
+    s.add_argument("--connect", metavar="URL", help="the server's URL (default: the one running on the data dir)")
+    s.add_argument("--token", help="the server's api_token (default: read from the data dir)")
+    s.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
     b = sub.add_parser("backup", help="take a consistent database backup now (also while the server runs)")
     b.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
     r = sub.add_parser("restore", help="restore the database from a backup file (the server must be stopped)")
@@ -220,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"exstreamtv: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "scan":
+        from .scan_cli import run_scan
+
+        return run_scan(args.libraries, cfg, data_dir, args.connect,
+                        args.token or os.environ.get("EXSTREAMTV_API_TOKEN") or None)
     if args.command:
         return run_maintenance(args, cfg, data_dir)
     from .server.runner import ServerStartError

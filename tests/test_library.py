@@ -301,3 +301,53 @@ channels:
 
 
 __all__ = ["asyncio"]
+
+
+async def test_scan_command_offline_then_through_the_running_server(server, library, tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(config(library))
+    data = tmp_path / "data"
+
+    def scan(*extra: str) -> subprocess.CompletedProcess:
+        import sys
+
+        return subprocess.run([sys.executable, "-m", "exstreamtv.cli", "--config", str(cfg_file), "scan",
+                               "--data-dir", str(data), *extra], capture_output=True, text=True, timeout=120)
+
+    out = await asyncio.to_thread(scan, "tv")  # no server: scanned here, into the data dir
+    assert out.returncode == 0, out.stderr
+    assert "tv: " in out.stdout and "skipped" in out.stdout and (data / "libraries" / "tv.json").exists()
+    bad = await asyncio.to_thread(scan, "nope")
+    assert bad.returncode == 2 and "unknown library nope" in bad.stderr
+    r = await server(parse_config(config(library), "<test>", env={}), data_dir=data)
+    # the saved scan is served at once: the channel is on air before any new scan
+    assert r.engine.channels[4].schedule is not None
+    out = await asyncio.to_thread(scan)
+    assert out.returncode == 0 and f"on {r.base}" in out.stdout and "films: 2 item(s)" in out.stdout, out
+
+
+async def test_console_libraries_view_scans_and_lists_problems(library, tmp_path):
+    from exstreamtv.cli import EmbeddedBackend
+    from exstreamtv.tui.app import ConsoleApp
+
+    from .test_console import until
+
+    cfg = parse_config(config(library), "<test>", env={})
+    app = ConsoleApp(EmbeddedBackend(cfg, tmp_path / "data", "127.0.0.1", 0), refresh_seconds=0.3, config=cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.control is not None, what="engine start")
+        engine = app.handle.engine
+        await engine.libraries.wait()
+        await pilot.press("l")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "LibrariesScreen", what="libraries view")
+        text = lambda: str(app.screen.query_one("#libraries-text").render())  # noqa: E731
+        await until(pilot, lambda: "Show A - S01E06.mkv" in text() and "empty file" in text(), what="problems")
+        assert "tv" in text() and "films" in text()
+        scans = engine.events.count("library_scan_started")
+        await pilot.press("s")
+        await until(pilot, lambda: engine.events.count("library_scan_started") == scans + 1, what="scan")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen.__class__.__name__ != "LibrariesScreen", what="closed")
+        assert app.library_problems == 0
+        await pilot.press("q")
+        await until(pilot, lambda: app.return_value is not None or not app.is_running, 30, "exit")

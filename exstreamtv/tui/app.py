@@ -66,6 +66,7 @@ class ConsoleApp(App[int]):
         Binding("k", "kick", "Kick"),
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
+        Binding("l", "libraries", "Libraries", show=False),  # in the help: the footer fits 80 columns
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_console", "Quit"),
         Binding("ctrl+q,ctrl+c", "quit_console", show=False, priority=True),
@@ -81,6 +82,7 @@ class ConsoleApp(App[int]):
         self.log_handler = log_handler  # records + seq: the process's log ring, or the attached server's lines
         self.refresh_seconds = refresh_seconds
         self.last_snapshot: EngineSnapshot | None = None
+        self.library_problems = 0  # problems per library the snapshot lists (the libraries view sets it)
         self.startup_error: str | None = None
         self.refresh_count = 0
         self._selected_channel: str | None = None
@@ -162,7 +164,8 @@ class ConsoleApp(App[int]):
         return SnapshotQuery(events_since=events.last_event_id, sessions_offset=offset, sessions_limit=limit,
                              sessions_sort=sessions.sort_key, sessions_reverse=sessions.sort_reverse,
                              sessions_filter=sessions.filter_text,
-                             health_channel=int(channel) if channel and channel.isdigit() else None)
+                             health_channel=int(channel) if channel and channel.isdigit() else None,
+                             library_problems=self.library_problems)
 
     def refresh_panels(self) -> None:
         if self.control is None:
@@ -360,6 +363,11 @@ f"{len(snap.channels)} ch  {total} viewers  ffmpeg {pool['running']}/{pool['capa
         label = focused.cycle_sort()
         self.notify(f"{focused.border_title}: sorted by {label}", timeout=2, markup=False)
         self.refresh_panels()
+
+    def action_libraries(self) -> None:
+        from .libraries import LibrariesScreen
+
+        self.push_screen(LibrariesScreen(self.control))
 
     def action_help(self) -> None:
         url = self.last_snapshot.urls[0] if self.last_snapshot and self.last_snapshot.urls else "http://HOST:8411"

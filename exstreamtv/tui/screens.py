@@ -20,6 +20,7 @@ HELP = """\
 [b]r[/b]      restart the selected channel (through the restart guards)
 [b]e[/b]      error-screen preview for the selected channel; Enter puts it on air
 [b]k[/b]      kick (disconnect) the selected session
+[b]l[/b]      libraries: items, scan progress, problems; s rescans the selected one
 [b]/[/b]      filter the tables (Esc clears)
 [b]s[/b]      sort the focused table (next column / direction)
 [b]tab[/b]    move between panels
