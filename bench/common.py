@@ -134,6 +134,7 @@ class ViewerStats:
     last_byte_at: float | None = None
     error: str | None = None
     pts_trace: list[float] = field(default_factory=list)
+    max_gap: float = 0.0  # longest wait between two chunks after the first byte
 
 
 def _scan(buf: bytes, base: int, st: ViewerStats, video_pid: int, now: float, deep: bool) -> None:
@@ -202,6 +203,8 @@ async def viewer(port: int, path: str, seconds: float, st: ViewerStats, video_pi
                 last = (data, body_off)
             body_off += size
             st.bytes += size
+            if st.last_byte_at is not None:
+                st.max_gap = max(st.max_gap, now - st.last_byte_at)
             st.last_byte_at = now
     except (asyncio.TimeoutError, asyncio.IncompleteReadError, OSError, ValueError) as exc:
         if not isinstance(exc, asyncio.TimeoutError):

@@ -36,14 +36,29 @@ def from_info(info: MediaInfo) -> ScheduleItem:
                         info.cover, info.streams)
 
 
+_LIBRARY_ITEMS: dict[str, tuple[int, int, list[ScheduleItem]]] = {}  # name -> (id, version, items)
+
+
+def library_items(lib) -> list[ScheduleItem]:
+    """A library's schedule items, made once per library version and shared by every channel."""
+    hit = _LIBRARY_ITEMS.get(lib.name)
+    if hit is not None and hit[0] == id(lib) and hit[1] == lib.version:
+        return hit[2]
+    items = [from_item(it) for it in lib.ordered()]
+    _LIBRARY_ITEMS[lib.name] = (id(lib), lib.version, items)
+    return items
+
+
 def compose(parts: list[LineupPart], infos: dict[str, MediaInfo], libraries: dict) -> list[ScheduleItem]:
     """The items in lineup order (``libraries``: name -> Library)."""
+    if len(parts) == 1 and parts[0].library is not None and parts[0].library in libraries:
+        return library_items(libraries[parts[0].library])  # the shared list itself
     out: list[ScheduleItem] = []
     for part in parts:
         if part.library is not None:
             lib = libraries.get(part.library)
             if lib is not None:
-                out.extend(from_item(it) for it in lib.ordered())
+                out.extend(library_items(lib))
         else:
             out.extend(from_info(infos[f]) for f in part.files if f in infos)
     return out

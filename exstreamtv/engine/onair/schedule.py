@@ -9,6 +9,7 @@ restart of the server does not move anything (the epoch is persisted).
 from __future__ import annotations
 
 import bisect
+from array import array
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,12 +44,13 @@ class Slot:
 
 class Schedule:
     def __init__(self, items: list[ScheduleItem], epoch: float) -> None:
-        items = [i for i in items if i.duration > 0]
+        if not all(i.duration > 0 for i in items):
+            items = [i for i in items if i.duration > 0]
         if not items:
             raise ValueError("a schedule needs at least one item with a positive duration")
-        self.items = items
+        self.items = items  # shared, not copied: channels of one library hold one list
         self.epoch = epoch
-        self._starts: list[float] = []
+        self._starts = array("d")  # 8 bytes an item: 100 channels of a 20,000-item library stay small
         acc = 0.0
         for it in items:
             self._starts.append(acc)
