@@ -186,4 +186,5 @@ async def test_live_channel_across_the_wrap_with_kills_and_a_slate(server, ffmpe
     plans = list(ch.recent_plans)
     natural = [b for a, b in zip(plans, plans[1:]) if a.kind == b.kind == "program" and a.slot and b.slot
                and b.slot.start == a.slot.end]  # the next programme after one that ended by itself
-    assert natural and all(p.slot.offset < 0.1 for p in natural), [p.slot.offset for p in natural]
+    # (a loaded 2-core machine may open one 0.2 s late; a drifting timeline was seconds off)
+    assert natural and all(p.slot.offset < 0.3 for p in natural), [p.slot.offset for p in natural]
