@@ -229,6 +229,15 @@ class HttpControl:
         return await self._command("POST", f"/api/channels/{channel_id}/error-screen", {"seconds": seconds, **params},
                                    f"Error screen on air on channel {channel_id} for {seconds:g}s")
 
+    async def upcoming(self, channel_id: int, hours: float = 24.0) -> dict[str, Any]:
+        resp = await self._client.get(f"/api/channels/{channel_id}/playout", params={"hours": int(hours)})
+        if resp.status_code != 200:
+            raise RuntimeError(f"playout of channel {channel_id}: HTTP {resp.status_code}")
+        return resp.json()
+
+    async def reload(self) -> CommandResult:
+        return await self._command("POST", "/api/reload", {}, "Reloaded")
+
     async def scan_library(self, name: str) -> CommandResult:
         return await self._command("POST", f"/api/libraries/{name}/scan", {}, f"Scan of library {name} started")
 

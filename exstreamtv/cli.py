@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                    help="log level (default: info)")
     p.add_argument("--version", action="version", version=f"exstreamtv {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="{console,scan,backup,restore}",
+    sub = p.add_subparsers(dest="command", metavar="{console,reload,scan,backup,restore}",
                            help="commands (without one: run the server)")
     c = sub.add_parser("console", help="the console, attached to a running server (over SSH: it finds the "
                        "server of the data dir, or use --connect); q leaves the server running")
@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--token", help="the server's api_token (default: read from the data dir; env "
                    "EXSTREAMTV_API_TOKEN); without one a remote console is read-only")
     c.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
+    rl = sub.add_parser("reload", help="make the running server read its config again (like SIGHUP)")
+    rl.add_argument("--connect", metavar="URL", help="the server's URL (default: the one running on the data dir)")
+    rl.add_argument("--token", help="the server's api_token (default: read from the data dir)")
+    rl.add_argument("--data-dir", metavar="DIR", dest="sub_data_dir", help="as above")
     s = sub.add_parser("scan", help="rescan libraries now (by the running server, else here into the data dir)")
     s.add_argument("libraries", nargs="*", metavar="LIBRARY", help="library names (default: all)")
     s.add_argument("--connect", metavar="URL", help="the server's URL (default: the one running on the data dir)")
@@ -184,6 +188,10 @@ async def run_headless(cfg: Config, data_dir: Path) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    from .engine.reload import reload_from_file
+
+    # SIGHUP: read the config again (systemctl reload); the result is logged and an event
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_from_file(engine)))
     try:
         await handle.start()
     except BaseException:
@@ -215,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     chosen = getattr(args, "sub_data_dir", None) or args.data_dir
     data_dir = Path(chosen).expanduser() if chosen else DEFAULT_DATA_DIR
+    if args.command == "reload":  # the server reads its own config file
+        from .scan_cli import run_reload
+
+        return run_reload(data_dir, args.connect, args.token or os.environ.get("EXSTREAMTV_API_TOKEN") or None)
     if args.command == "console":  # needs no config: it reads everything from the server
         from .tui.app import run_console
 

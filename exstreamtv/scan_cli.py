@@ -1,4 +1,5 @@
-"""``exstreamtv scan [LIBRARY ...]``: rescan libraries now.
+"""``exstreamtv scan [LIBRARY ...]``: rescan libraries now; ``exstreamtv reload``: make the
+running server read its config again.
 
 With a server running on the data dir (or ``--connect URL``) the server scans (its channels
 pick up the changes at once) and this prints the progress until it is done. With none, the
@@ -121,3 +122,28 @@ async def _local(names: list[str], cfg: Config, data_dir: Path) -> int:
 def _summary(lib: dict) -> str:
     return (f"{lib['name']}: {lib['items']} item(s), {lib['problems']} skipped, {lib['warnings']} warning(s), "
             f"last scan {lib['last_scan_seconds']}s")
+
+
+def run_reload(data_dir: Path, connect: str | None, token: str | None) -> int:
+    if not connect:
+        try:
+            connect, token_found = find_local_server(data_dir)
+            token = token or token_found
+        except NotConnected as exc:
+            print(f"exstreamtv: {exc}", file=sys.stderr)
+            return 2
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        resp = httpx.post(connect.rstrip("/") + "/api/reload", json={}, headers=headers, timeout=60)
+    except httpx.HTTPError as exc:
+        print(f"exstreamtv: cannot reach {connect}: {exc}", file=sys.stderr)
+        return 2
+    body = resp.json()
+    if resp.status_code != 200 or not body.get("ok"):
+        print(f"exstreamtv: reload refused: {body.get('error')}", file=sys.stderr)
+        return 1
+    parts = [f"{k} {', '.join(map(str, v))}" for k, v in body.items()
+             if k in ("added", "removed", "changed", "libraries_rescanned") and v]
+    print("reloaded: " + ("; ".join(parts) or "nothing changed")
+          + (f"; needs a restart: {', '.join(body['needs_restart'])}" if body.get("needs_restart") else ""))
+    return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,12 @@ class GuideConfig:
 
 
 @dataclass
+class ProgrammingConfig:
+    build_days: float = _spec(4.0, minimum=0.5, doc="scheduled channels' playouts are built (and stored) this far "
+                              "ahead; the guide never reaches past it")
+
+
+@dataclass
 class StoreConfig:
     max_events: int = _spec(100_000, minimum=100, doc="events kept in the database")
     max_sessions: int = _spec(100_000, minimum=100, doc="ended sessions kept in the database")
@@ -255,6 +262,84 @@ class ProfileOverride:
 
 
 @dataclass
+class CollectionSpec:
+    """What a schedule entry plays: any combination narrows it (a smart collection)."""
+    library: str | None = None
+    show: str | None = None
+    season: int | None = None
+    genre: str | None = None
+    year: str | None = _spec(None, doc="a year or a range: 1990-1999")
+    min_rating: float | None = None
+    kind: str | None = _spec(None, choices=("movie", "episode", "other"))
+    folder: str | None = None
+    items: list[str] = _spec(factory=list, doc="a hand-ordered list of files")
+
+    def __post_init__(self) -> None:
+        if not any((self.library, self.show, self.genre, self.year, self.kind, self.folder, self.items,
+                    self.min_rating is not None, self.season is not None)):
+            raise ValueError("a collection needs at least one of library, show, season, genre, year, min_rating, "
+                             "kind, folder, items")
+        if self.year is not None and not re.fullmatch(r"\d{4}(-\d{4})?", str(self.year).strip()):
+            raise ValueError(f"year must be YYYY or YYYY-YYYY, got {self.year!r}")
+
+    def label(self) -> str:
+        parts = [f"{k}={v}" for k, v in (("library", self.library), ("show", self.show), ("season", self.season),
+                                         ("genre", self.genre), ("year", self.year), ("min_rating", self.min_rating),
+                                         ("kind", self.kind), ("folder", self.folder)) if v is not None]
+        if self.items:
+            parts.append(f"{len(self.items)} items")
+        return ", ".join(parts)
+
+
+@dataclass
+class ScheduleEntry:
+    collection: CollectionSpec = _spec()
+    mode: str = _spec("sequential", choices=("sequential", "shuffle", "random"))
+    count: int | None = _spec(None, minimum=1, doc="play this many items (default 1)")
+    minutes: float | None = _spec(None, minimum=0.01, doc="play items for about this long")
+    flood: bool = _spec(False, doc="play items until the next fixed slot")
+
+
+@dataclass
+class SlotEntry:
+    at: str = _spec(doc="HH:MM, the server's local time")
+    collection: CollectionSpec = _spec()
+    days: list[str] = _spec(factory=lambda: list(WEEKDAYS))
+    mode: str = _spec("sequential", choices=("sequential", "shuffle", "random"))
+    count: int | None = _spec(None, minimum=1)
+    minutes: float | None = _spec(None, minimum=0.01)
+    flood: bool = False
+
+    def __post_init__(self) -> None:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})", self.at.strip())
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+            raise ValueError(f"at must be HH:MM (00:00-23:59), got {self.at!r}")
+        bad = [d for d in self.days if d.lower()[:3] not in WEEKDAYS]
+        if bad or not self.days:
+            raise ValueError(f"days must be some of {', '.join(WEEKDAYS)}, got {self.days!r}")
+        self.days = [d.lower()[:3] for d in self.days]
+
+    @property
+    def minute_of_day(self) -> int:
+        h, m = self.at.strip().split(":")
+        return int(h) * 60 + int(m)
+
+
+@dataclass
+class FillerConfig:
+    collection: CollectionSpec | None = None  # pads gaps and boundaries
+    pad_to: int | None = _spec(None, minimum=1, doc="pad after each programme to the next :MM boundary (minutes)")
+    pre_roll: CollectionSpec | None = None  # one item before each programme
+    post_roll: CollectionSpec | None = None  # one item after each programme
+    fallback: CollectionSpec | None = None  # when nothing of the filler fits; else the channel's slate
+    guide: str = _spec("separate", choices=("separate", "merged"), doc="filler as its own guide entries, or "
+                       "merged into the programme before it")
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass
 class ChannelConfig:
     number: int = _spec(minimum=1)
     name: str = _spec()
@@ -265,6 +350,10 @@ class ChannelConfig:
                                        "default track, then the first")
     subtitles: SubtitleConfig = field(default_factory=SubtitleConfig)
     profile: ProfileOverride | None = None
+    schedule: list[ScheduleEntry] = _spec(factory=list, doc="replaces lineup: entries played in order, repeated")
+    slots: list[SlotEntry] = _spec(factory=list, doc="fixed times of day; they win over the repeating schedule")
+    filler: FillerConfig | None = None
+    seed: int | None = _spec(None, doc="shuffle/random seed (default: from the channel number)")
     # problems found while loading (e.g. a lineup path that does not exist): reported and skipped
     # by the engine, never fatal for the other channels
     warnings: list[str] = field(default_factory=list, metadata={"internal": True})
@@ -328,6 +417,7 @@ class Config:
     hdhr: HdhrConfig = field(default_factory=HdhrConfig)
     hls: HlsConfig = field(default_factory=HlsConfig)
     guide: GuideConfig = field(default_factory=GuideConfig)
+    programming: ProgrammingConfig = field(default_factory=ProgrammingConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     database_backup: DatabaseBackupConfig = field(default_factory=DatabaseBackupConfig)
     process_pool: ProcessPoolConfig = field(default_factory=ProcessPoolConfig)
@@ -479,6 +569,37 @@ def _check_libraries(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:
         lib.paths = [str(p if p.is_absolute() else base_dir / p) for p in (Path(x).expanduser() for x in lib.paths)]
 
 
+def _check_programming(cfg: Config, ch: ChannelConfig, node: Any, i: int, w: _Where) -> None:
+    """Library names exist; slots do not overlap (same day, same time)."""
+    libraries = {lib.name for lib in cfg.libraries}
+
+    def check(spec: CollectionSpec | None, where: str, n: Any) -> None:
+        if spec is not None and spec.library is not None and spec.library not in libraries:
+            known = ", ".join(sorted(libraries)) or "none are configured"
+            raise ConfigError(f"{w.at(_line_of_node(n) if n is not None else None, where)}: unknown library "
+                              f"{spec.library!r} (libraries: {known})")
+
+    for key, entries in (("schedule", ch.schedule), ("slots", ch.slots)):
+        seq = node.get(key) if node is not None else None
+        for j, e in enumerate(entries):
+            n = seq[j] if isinstance(seq, list) and j < len(seq) else None
+            check(e.collection, f"channels[{i}].{key}[{j}].collection.library", n)
+    if ch.filler is not None:
+        fn = node.get("filler") if node is not None else None
+        for name in ("collection", "pre_roll", "post_roll", "fallback"):
+            check(getattr(ch.filler, name), f"channels[{i}].filler.{name}.library", fn)
+    seen: dict[tuple[str, int], int] = {}
+    seq = node.get("slots") if node is not None else None
+    for j, s in enumerate(ch.slots):
+        for d in s.days:
+            other = seen.get((d, s.minute_of_day))
+            if other is not None:
+                n = seq[j] if isinstance(seq, list) and j < len(seq) else None
+                raise ConfigError(f"{w.at(_line_of_node(n) if n is not None else None, f'channels[{i}].slots[{j}]')}"
+                                  f": overlaps slots[{other}] ({d} {s.at})")
+            seen[(d, s.minute_of_day)] = j
+
+
 def _check_channels(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:
     seq = root.get("channels") if isinstance(root, dict) else None
     seen: dict[int, int] = {}
@@ -492,8 +613,13 @@ def _check_channels(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:
         if not ch.name.strip():
             raise ConfigError(f"{w.at(_line_of_key(node, 'name') if node is not None else None, f'channels[{i}].name')}"
                               ": must not be empty")
-        if not ch.lineup:
-            raise ConfigError(f"{w.at(line, f'channels[{i}].lineup')}: a channel needs at least one media file or folder")
+        if not ch.lineup and not ch.schedule and not ch.slots:
+            raise ConfigError(f"{w.at(line, f'channels[{i}].lineup')}: a channel needs a lineup (files, folders, "
+                              "libraries) or a schedule")
+        if ch.lineup and (ch.schedule or ch.slots):
+            raise ConfigError(f"{w.at(line, f'channels[{i}].schedule')}: a channel has a lineup or a schedule "
+                              "(with slots), not both")
+        _check_programming(cfg, ch, node, i, w)
         lineup_node = node.get("lineup") if node is not None else None
         libraries = {lib.name for lib in cfg.libraries}
         for j, entry in enumerate(ch.lineup):

@@ -94,6 +94,10 @@ class EngineControl(Protocol):
 
     async def scan_library(self, name: str) -> CommandResult: ...
 
+    async def upcoming(self, channel_id: int, hours: float) -> dict[str, Any]: ...
+
+    async def reload(self) -> CommandResult: ...
+
     async def preview(self, channel_id: int, params: dict[str, Any], width: int, height: int) -> PreviewImage: ...
 
     def describe(self) -> "ControlInfo": ...
@@ -195,6 +199,35 @@ class LocalControl:
                 p = self.engine.libraries.problems(lib["name"])
                 lib["problem_list"] = (p["problems"] + p["warnings"])[:problems]
         return out
+
+    def playout(self, channel_id: int, hours: float = 24.0, limit: int = 2000) -> dict[str, Any]:
+        """A channel's airings from now: start, end, item, collection, filler kind."""
+        e = self.engine
+        ch = e.channel(channel_id)
+        now = e.clock.time()
+        airings = []
+        if ch.schedule is not None:
+            for s in ch.schedule.upcoming(now, hours * 3600)[:limit]:
+                airings.append({"start": s.start, "end": s.end, "kind": s.kind, "title": s.item.title,
+                                "path": s.item.path or None, "collection": s.source, "seek": s.seek,
+                                "filler": s.kind if s.kind != "program" else None})
+        return {"channel": channel_id, "now": now, "hours": hours, "programmed": bool(ch.cfg.schedule or ch.cfg.slots),
+                "airings": airings}
+
+    async def upcoming(self, channel_id: int, hours: float = 24.0) -> dict[str, Any]:
+        return self.playout(channel_id, hours)
+
+    async def reload_config(self) -> dict[str, Any]:
+        from .reload import reload_from_file
+
+        return await reload_from_file(self.engine)
+
+    async def reload(self) -> CommandResult:
+        r = await self.reload_config()
+        if not r["ok"]:
+            return CommandResult(False, f"Reload refused: {r['error']}", "invalid")
+        parts = [f"{k} {', '.join(map(str, v))}" for k, v in r.items() if k in ("added", "removed", "changed") and v]
+        return CommandResult(True, "Reloaded: " + ("; ".join(parts) or "nothing changed"))
 
     def library(self, name: str) -> dict[str, Any]:
         return self.engine.libraries.detail(name)  # UnknownLibrary for a name not configured

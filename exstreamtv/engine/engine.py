@@ -35,6 +35,8 @@ from .onair.scan import ScanProgress
 from .guards.process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
 from .guards.restart_guard import RestartDecision, RestartGuard
 from .library.artwork import Artwork
+from .programming.playout import Playout
+from .programming.service import Programming
 from .library.manager import LibraryManager
 from .onair.lineup import LineupPart, compose
 from .onair.schedule import Schedule
@@ -88,6 +90,7 @@ class Engine:
         self.guide = GuideCache()
         self.hls = HlsViewers(self)
         self.libraries = LibraryManager(config.libraries, config.library_scan, self.data_dir, self.clock, self.events)
+        self.programming = Programming(self)
         self.artwork = Artwork(self.data_dir / "artwork", lambda: self.ffmpeg_path, self._run_tool("artwork"))
         self._logo_renders: dict[Path, asyncio.Future] = {}
         self._health_task: asyncio.Task | None = None
@@ -182,6 +185,16 @@ class Engine:
                             else ""))
 
     async def _add_channel(self, cc: ChannelConfig, epochs: dict[int, float]) -> None:
+        if cc.schedule or cc.slots:  # programmed: a playout from collections, slots and filler
+            breaker = CircuitBreaker(cc.number, self.config.circuit_breaker, self.clock, self._on_breaker)
+            self.breakers[cc.number] = breaker
+            ch = Channel(cc, self, breaker, self.config.streaming, self.config.ffmpeg, None, None)
+            ch.hls_config = self.config.hls
+            self.channels[cc.number] = ch
+            playout = self.programming.build(ch)
+            if playout is not None:
+                ch.set_schedule(playout, None)
+            return
         parts: list[LineupPart] = []
         files: list[str] = []
         problems: list[tuple[str, str]] = []
@@ -403,17 +416,28 @@ class Engine:
         done, _ = await asyncio.wait({self._scan_task}, timeout=timeout)
         return bool(done)
 
+    def ensure_probing(self) -> None:
+        """Probe what channels added later (a reload) wait for, if the start-up probe has ended."""
+        if self.scan.pending and (self._scan_task is None or self._scan_task.done()):
+            self.scan.finished_at = None
+            self._scan_task = asyncio.get_running_loop().create_task(self._scan_pending(), name="media-scan")
+
     def _library_changed(self, name: str) -> None:
         """A scan changed a library: the channels that play it get the new lineup."""
         self.artwork.register(self.libraries.get(name).items.values())
         for ch in self.channels.values():
-            if any(p.library == name for p in ch.lineup_parts):
+            if ch.cfg.schedule or ch.cfg.slots:
+                self.programming.library_changed(ch)
+            elif any(p.library == name for p in ch.lineup_parts):
                 ch.waiting_for = None
                 self._build_schedule(ch, [], ch.lineup_infos)
         self.guide.invalidate()
 
     def schedule_changed(self, channel: Channel, schedule: Schedule) -> None:
         self.guide.invalidate()
+        if isinstance(schedule, Playout):
+            self.programming.save(channel, schedule)
+            return
         if self.store is not None:
             self.store.replace_epoch(channel.number, schedule.epoch)
 
@@ -554,7 +578,8 @@ class Engine:
                                     artwork_url)
 
     def guide_channels(self, base: str) -> list[tuple[int, str, str, Schedule | None]]:
-        return [(ch.number, ch.name, f"{base}/iptv/logos/{ch.number}.png", ch.schedule)
+        return [(ch.number, ch.name, f"{base}/iptv/logos/{ch.number}.png", ch.schedule,
+                 ch.cfg.filler is not None and ch.cfg.filler.guide == "merged")
                 for ch in sorted(self.channels.values(), key=lambda c: c.number)]
 
     # ------------------------------------------------------------ backups

@@ -198,6 +198,16 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
     async def index(request: Request) -> Response:
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    async def reload(request: Request) -> Response:
+        await json_body(request)
+        result = await control.reload_config()
+        return JSONResponse(result, status_code=200 if result["ok"] else 400)
+
+    async def playout(request: Request) -> Response:
+        n = channel_number(request, engine)
+        hours = int_query(request, "hours", 24, 1, 24 * 14)
+        return JSONResponse(json_safe(control.playout(n, float(hours))))
+
     async def libraries(request: Request) -> Response:
         return JSONResponse(json_safe({"libraries": control.libraries()}))
 
@@ -353,6 +363,8 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
         Route("/", index),
         Mount("/web", app=StaticFiles(directory=WEB_DIR), name="web"),
         Route("/api/overview", overview),
+        Route("/api/channels/{n}/playout", playout),
+        Route("/api/reload", reload, methods=["POST"]),
         Route("/api/libraries", libraries),
         Route("/api/libraries/{name}", library),
         Route("/api/libraries/{name}/problems", library_problems),

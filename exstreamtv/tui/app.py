@@ -66,7 +66,9 @@ class ConsoleApp(App[int]):
         Binding("k", "kick", "Kick"),
         Binding("slash", "filter", "Filter"),
         Binding("s", "sort", "Sort"),
-        Binding("l", "libraries", "Libraries", show=False),  # in the help: the footer fits 80 columns
+        Binding("l", "libraries", "Libraries", show=False),
+        Binding("u", "upcoming", "Upcoming", show=False),
+        Binding("R", "reload", "Reload config", show=False),  # in the help: the footer fits 80 columns
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_console", "Quit"),
         Binding("ctrl+q,ctrl+c", "quit_console", show=False, priority=True),
@@ -363,6 +365,17 @@ f"{len(snap.channels)} ch  {total} viewers  ffmpeg {pool['running']}/{pool['capa
         label = focused.cycle_sort()
         self.notify(f"{focused.border_title}: sorted by {label}", timeout=2, markup=False)
         self.refresh_panels()
+
+    async def action_reload(self) -> None:
+        result = await self.control.reload()
+        self.notify(result.message, severity="information" if result.ok else "error", timeout=8)
+
+    def action_upcoming(self) -> None:
+        from .playout import PlayoutScreen
+
+        n = self.query_one("#channels", ChannelsTable).selected_key() or self._selected_channel
+        if n and n.isdigit():
+            self.push_screen(PlayoutScreen(self.control, int(n)))
 
     def action_libraries(self) -> None:
         from .libraries import LibrariesScreen

@@ -21,6 +21,8 @@ HELP = """\
 [b]e[/b]      error-screen preview for the selected channel; Enter puts it on air
 [b]k[/b]      kick (disconnect) the selected session
 [b]l[/b]      libraries: items, scan progress, problems; s rescans the selected one
+[b]u[/b]      upcoming: the selected channel's playout for the next 24 h
+[b]R[/b]      reload the config file (a bad one is refused and the running one stays)
 [b]/[/b]      filter the tables (Esc clears)
 [b]s[/b]      sort the focused table (next column / direction)
 [b]tab[/b]    move between panels

@@ -43,10 +43,25 @@ class LibraryManager:
         self.probe: MediaProbe | None = None
         self.on_changed: Callable[[str], None] | None = None  # the engine rebuilds schedules
 
+    def reconfigure(self, configs: list[LibraryConfig], settings: LibraryScanConfig) -> None:
+        """A reload: new libraries join (from their saved state), removed ones leave."""
+        self.settings = settings
+        new = {c.name: c for c in configs}
+        for name in set(self.libraries) - set(new):
+            del self.libraries[name]
+        for name, cfg in new.items():
+            old = self.configs.get(name)
+            if name not in self.libraries or (old is not None and old.kind != cfg.kind):
+                self.libraries[name] = Library(name, cfg.kind)
+        self.configs = new
+        self.load(only=[n for n in new if self.libraries[n].last_scan is None])
+
     # ------------------------------------------------------------ state
-    def load(self) -> None:
+    def load(self, only: list[str] | None = None) -> None:
         """What the last scans found (instant: no file is opened but the state files)."""
         for name, cfg in self.configs.items():
+            if only is not None and name not in only:
+                continue
             path = self.dir / f"{name}.json"
             if not path.exists():
                 continue

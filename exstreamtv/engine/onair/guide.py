@@ -34,18 +34,27 @@ def build_xmltv(channels: Iterable[tuple[int, str, str | None, Schedule | None]]
     ``artwork_url(path)``: the URL the server serves an artwork file at."""
     tv = ET.Element("tv", {"generator-info-name": "EXStreamTV", "source-info-name": "EXStreamTV"})
     chans = list(channels)
-    for number, name, icon, _ in chans:
+    for number, name, icon, *_ in chans:
         ch = ET.SubElement(tv, "channel", {"id": str(number)})
         ET.SubElement(ch, "display-name").text = clean(name)
         ET.SubElement(ch, "display-name").text = str(number)
         if icon:
             ET.SubElement(ch, "icon", {"src": icon})
-    for number, name, _, schedule in chans:
+    for number, name, _, schedule, *rest in chans:
         if schedule is None:
             continue
+        merge = bool(rest and rest[0])  # filler merged into the programme before it
+        p = None
         for slot in schedule.upcoming(start, hours * 3600):
+            if slot.kind != "program" and merge and p is not None:
+                p.set("stop", xmltv_time(slot.end))
+                continue
             p = ET.SubElement(tv, "programme", {"start": xmltv_time(slot.start), "stop": xmltv_time(slot.end),
                                                 "channel": str(number)})
+            if slot.kind == "slate":
+                ET.SubElement(p, "title").text = clean(name)
+                ET.SubElement(p, "desc").text = "Up next shortly."
+                continue
             if slot.item.meta is not None:
                 library_programme(p, slot.item.meta, artwork_url)
                 continue

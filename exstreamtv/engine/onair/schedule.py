@@ -35,11 +35,14 @@ class Slot:
     item: ScheduleItem
     start: float  # wall-clock start of this airing
     end: float
-    offset: float  # seconds into the item at the queried instant
+    offset: float  # seconds into the airing at the queried instant
+    seek: float = 0.0  # where in the file the airing begins (a programme split by filler, a cut)
+    kind: str = "program"  # program, filler, slate (a playout's gap with nothing that fits)
+    source: str = ""  # the collection it came from
 
     @property
     def remaining(self) -> float:
-        return self.item.duration - self.offset
+        return self.end - self.start - self.offset
 
 
 class Schedule:

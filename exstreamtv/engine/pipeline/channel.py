@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -339,15 +340,24 @@ class Channel(SegmentRunner, Recovery):
         if slot.remaining < 0.5:
             slot = self.schedule.at(slot.end + 1e-3)
         item = slot.item
+        if slot.kind == "slate":  # a playout's gap that no filler fits: the channel's slate, then what is next
+            nxt = self.schedule.at(slot.end + 1e-3)
+            argv = self.host.error_screen_command(self, "slate", slot.remaining, {
+                "title": nxt.item.title[:120] if nxt.kind != "slate" else self.name,
+                "subtitle": f"at {time.strftime('%H:%M', time.localtime(slot.end))}", "visual_mode": "slate",
+                "audio_mode": "silent"})
+            return SegmentPlan("program", slot, argv or [], item.title)
         audio = choose_audio(item.streams, self.cfg.audio_languages)
         subs = choose_subtitles(item.streams, item.subtitle_files, self.cfg.subtitles) if item.has_video else None
-        src = FileSource(item.path, slot.offset, slot.remaining, item.has_video, item.has_audio, item.cover, audio,
-                         subs)
+        src = FileSource(item.path, slot.seek + slot.offset, slot.remaining, item.has_video, item.has_audio, item.cover,
+                         audio, subs)
         argv = program_command(self.host.ffmpeg_path, src, self.profile)
         return SegmentPlan("program", slot, argv, item.title)
 
     def file_problem(self, plan: SegmentPlan) -> str | None:
         """A cheap look before spawning: is the programme's file there and not empty?"""
+        if plan.slot is not None and plan.slot.kind == "slate":
+            return None
         if plan.slot is None:
             return None
         try:

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     session_id TEXT PRIMARY KEY, channel INTEGER NOT NULL, client TEXT, user_agent TEXT, kind TEXT,
     started REAL, ended REAL, bytes_sent INTEGER, reason TEXT);
 CREATE INDEX IF NOT EXISTS sessions_ended ON sessions(ended);
+CREATE TABLE IF NOT EXISTS playouts (channel INTEGER PRIMARY KEY, body TEXT NOT NULL);
 """
 
 _STOP = object()
@@ -94,6 +95,23 @@ class Store:
     def replace_epoch(self, channel: int, epoch: float) -> None:
         """The schedule was re-anchored at run time (a skipped or short file)."""
         self._put("INSERT OR REPLACE INTO epochs (channel, epoch) VALUES (?, ?)", (channel, epoch))
+
+    def set_playout(self, channel: int, body: str) -> None:
+        """A channel's built playout (airings and builder state, JSON)."""
+        self._put("INSERT OR REPLACE INTO playouts (channel, body) VALUES (?, ?)", (channel, body))
+
+    def playout(self, channel: int) -> dict | None:
+        rows = self._query("SELECT body FROM playouts WHERE channel = ?", (channel,))
+        if not rows:
+            return None
+        try:
+            body = json.loads(rows[0][0])
+            if not isinstance(body, dict) or "state" not in body or "airings" not in body:
+                raise ValueError("not a playout")
+            return body
+        except (TypeError, ValueError) as exc:
+            self._bad_row("playouts", (channel, str(rows[0][0])[:80]), exc)
+            return None
 
     def set_meta(self, key: str, value: str) -> None:
         self._put("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

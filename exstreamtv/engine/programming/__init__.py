@@ -1,0 +1,2 @@
+"""Programming: collections, schedules with playback modes, time slots, filler, and the
+deterministic playout built from them."""
