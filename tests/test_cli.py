@@ -135,3 +135,39 @@ def test_embedded_demo_serves_three_channels(tmp_path, ffmpeg):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+def test_sighup_reloads_the_config_of_a_headless_server(tmp_path, media):
+    cfg = tmp_path / "c.yaml"
+    one = f"channels:\n  - number: 1\n    name: One\n    lineup: [{media['long']}]\n"
+    cfg.write_text(SMALL_PROFILE + one)
+    port = free_port()
+    proc = subprocess.Popen(EXE + ["--no-tui", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
+                                   "--data-dir", str(tmp_path / "d")], stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc)
+        cfg.write_text(SMALL_PROFILE + one + f"  - number: 2\n    name: Two\n    lineup: [{media['a']}]\n")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 20
+        names = []
+        while time.time() < deadline:
+            names = [c["name"] for c in httpx.get(base + "/api/channels", timeout=5).json()["channels"]]
+            if names == ["One", "Two"]:
+                break
+            time.sleep(0.2)
+        assert names == ["One", "Two"]
+        cfg.write_text("channels: [oops")  # a broken file: refused, the server keeps its config
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            events = httpx.get(base + "/api/events", timeout=5).json()["events"]
+            if any(e["kind"] == "config_reload_failed" for e in events):
+                break
+            time.sleep(0.2)
+        failed = [e for e in events if e["kind"] == "config_reload_failed"]
+        assert failed and "c.yaml:1: YAML syntax" in failed[0]["message"]
+        assert proc.poll() is None and len(httpx.get(base + "/api/channels", timeout=5).json()["channels"]) == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -20,7 +20,7 @@ from exstreamtv.engine.onair.schedule import ScheduleItem
 from exstreamtv.engine.programming.playout import Builder, BuildState, Playout
 
 from .conftest import SMALL_PROFILE
-from .test_library import clip, decoded_audio_frequency
+from .test_library import clip
 from .test_stability import Reader, wait_for
 
 EVENINGS = """
@@ -156,6 +156,28 @@ def test_bad_programming_is_named_or_warned_with_a_fallback():
     assert empty.at(monday() + 100).kind == "slate" and warnings
 
 
+def test_mid_roll_at_chapter_marks_and_merged_guide_entries():
+    cfg = channel_cfg("channels:\n  - number: 1\n    name: A\n    schedule: [{collection: {genre: X}}]\n"
+                      "    filler: {mid_roll: {kind: other}, guide: merged}\n")
+    film = ScheduleItem("/film", 3000, "Film", chapters=(1000.0, 2000.0))
+    p = Playout(Builder(cfg, lambda s: BUMPERS if s.kind else [film], print), BuildState(monday()), 3600)
+    p.extend(monday() + 3 * 3600)
+    first = p.airings[:5]
+    assert [(a[2].path, a[3], a[1] - a[0]) for a in first[::2]] == [("/film", 0.0, 1000.0), ("/film", 1000.0, 1000.0),
+                                                                   ("/film", 2000.0, 1000.0)]
+    assert all(a[4] == "filler" and a[5] == "mid-roll" for a in first[1::2])
+    slot = p.at(first[2][0] + 10)
+    assert (slot.seek, slot.offset, slot.remaining) == (1000.0, 10.0, 990.0)  # the stream seeks to 1010 s
+    from exstreamtv.engine.onair.guide import build_xmltv
+
+    doc = etree.fromstring(build_xmltv([(1, "A", None, p, True)], monday(), 1.0))
+    progs = doc.findall("programme")
+    # one entry per airing of the film: its parts and mid-rolls merged (the second airing starts in the hour)
+    assert [x.findtext("title") for x in progs] == ["Film", "Film"]
+    stop = datetime.strptime(progs[0].get("stop"), "%Y%m%d%H%M%S %z").timestamp()
+    assert stop == int(first[4][1])
+
+
 def test_at_is_a_lookup():
     t0 = monday()
     p = Playout(Builder(channel_cfg(), resolver, print), BuildState(t0), 86400)
@@ -165,6 +187,17 @@ def test_at_is_a_lookup():
         p.at(t0 + i * 29.3)
     per_call = (time.perf_counter() - start) / 20000
     assert per_call < 0.001  # a bisect, not a scan (bench/playout.py prints the real figure)
+
+
+def tone_at(ffmpeg, segment: bytes, at: float, half: float = 0.2) -> float:
+    """The tone of a segment's sound around ``at`` seconds into it (zero crossings)."""
+    pcm = subprocess.run([ffmpeg.path, "-v", "error", "-i", "-", "-vn", "-ac", "1", "-ar", "48000", "-f", "s16le", "-"],
+                         input=segment, capture_output=True, timeout=60).stdout
+    samples = memoryview(pcm).cast("h")
+    lo, hi = max(0, int((at - half) * 48000)), min(len(samples), int((at + half) * 48000))
+    body = samples[lo:hi]
+    crossings = sum(1 for a, b in zip(body, body[1:]) if (a < 0) != (b < 0))
+    return crossings / 2 / max(1e-9, len(body) / 48000)
 
 
 def pdt_segments(playlists: list[str], got: dict[int, bytes]) -> list[tuple[float, float, bytes]]:
@@ -240,7 +273,7 @@ channels:
         assert airing["title"].startswith(p.findtext("title"))  # the guide title: show or movie
         mid = (airing["start"] + airing["end"]) / 2
         seg = next(s for s in segs if s[0] <= mid < s[0] + s[1])
-        freq = decoded_audio_frequency(ffmpeg, seg[2])
+        freq = tone_at(ffmpeg, seg[2], mid - seg[0])
         assert abs(freq - tones[airing["path"]]) < 60, (p.findtext("title"), airing, freq)
         checked += 1
     # the slot's block starts exactly on time: its pre-roll, then the film
@@ -309,3 +342,56 @@ async def test_live_reload_with_viewers(server, media, tmp_path):
     out = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "exstreamtv.cli", "reload", "--data-dir",
                                                    str(Path(e.data_dir))], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "added 3" in out.stdout and "removed 4" in out.stdout, out.stdout + out.stderr
+
+
+def test_chapter_marks_are_probed(ffmpeg, tmp_path):
+    from exstreamtv.engine.onair.media import parse_probe_output
+
+    meta = tmp_path / "meta.txt"
+    meta.write_text(";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=2000\ntitle=One\n"
+                    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=2000\nEND=4000\ntitle=Two\n"
+                    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=4000\nEND=6000\ntitle=Three\n")
+    src = clip(ffmpeg, tmp_path / "plain.mkv", seconds=6.0)
+    out = tmp_path / "chapters.mkv"
+    subprocess.run([ffmpeg.path, "-v", "error", "-y", "-i", str(src), "-i", str(meta), "-map_metadata", "1",
+                    "-map_chapters", "1", "-c", "copy", str(out)], check=True)
+    err = subprocess.run([ffmpeg.path, "-hide_banner", "-i", str(out)], capture_output=True, text=True).stderr
+    assert parse_probe_output(str(out), err).chapters == (2.0, 4.0)
+
+
+async def test_console_upcoming_view_and_reload_key(ffmpeg, tmp_path):
+    from exstreamtv.cli import EmbeddedBackend
+    from exstreamtv.engine.config import load_config
+    from exstreamtv.tui.app import ConsoleApp
+
+    from .test_console import notes, until
+
+    lib = tmp_path / "lib"
+    clip(ffmpeg, lib / "a.mkv", seconds=3.0)
+    clip(ffmpeg, lib / "b.mkv", seconds=4.0)
+    cfg_file = tmp_path / "c.yaml"
+    body = SMALL_PROFILE + f"""
+libraries: [{{name: clips, kind: other, paths: [{lib}]}}]
+channels:
+  - {{number: 3, name: Programmed, schedule: [{{collection: {{library: clips}}, mode: shuffle, count: 2}}]}}
+"""
+    cfg_file.write_text(body)
+    cfg = load_config(cfg_file, env={})
+    app = ConsoleApp(EmbeddedBackend(cfg, tmp_path / "data", "127.0.0.1", 0), refresh_seconds=0.3, config=cfg)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.control is not None, what="engine start")
+        engine = app.handle.engine
+        await until(pilot, lambda: engine.channels[3].schedule is not None, 20, "the playout")
+        await pilot.pause(0.5)
+        await pilot.press("u")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "PlayoutScreen", what="upcoming view")
+        text = lambda: str(app.screen.query_one("#playout-text").render())  # noqa: E731
+        await until(pilot, lambda: "program" in text() and ("a" in text()), what="airings")
+        assert "programmed" in text()
+        await pilot.press("escape")
+        cfg_file.write_text(body.replace("name: Programmed", "name: Renamed"))
+        await pilot.press("R")
+        await until(pilot, lambda: any("Reloaded" in n for n in notes(app)), what="reload")
+        assert engine.channels[3].name == "Renamed"
+        await pilot.press("q")
+        await until(pilot, lambda: app.return_value is not None or not app.is_running, 30, "exit")

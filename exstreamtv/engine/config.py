@@ -331,6 +331,7 @@ class FillerConfig:
     pad_to: int | None = _spec(None, minimum=1, doc="pad after each programme to the next :MM boundary (minutes)")
     pre_roll: CollectionSpec | None = None  # one item before each programme
     post_roll: CollectionSpec | None = None  # one item after each programme
+    mid_roll: CollectionSpec | None = None  # one item at each chapter mark of a programme that has chapters
     fallback: CollectionSpec | None = None  # when nothing of the filler fits; else the channel's slate
     guide: str = _spec("separate", choices=("separate", "merged"), doc="filler as its own guide entries, or "
                        "merged into the programme before it")
@@ -586,7 +587,7 @@ def _check_programming(cfg: Config, ch: ChannelConfig, node: Any, i: int, w: _Wh
             check(e.collection, f"channels[{i}].{key}[{j}].collection.library", n)
     if ch.filler is not None:
         fn = node.get("filler") if node is not None else None
-        for name in ("collection", "pre_roll", "post_roll", "fallback"):
+        for name in ("collection", "pre_roll", "post_roll", "mid_roll", "fallback"):
             check(getattr(ch.filler, name), f"channels[{i}].filler.{name}.library", fn)
     seen: dict[tuple[str, int], int] = {}
     seq = node.get("slots") if node is not None else None

@@ -35,6 +35,7 @@ class Item:
     fanart: str | None = None
     streams: tuple = ()
     subtitle_files: tuple = ()  # (path, language, forced) of sidecar subtitle files
+    chapters: tuple = ()  # chapter starts (mid-roll points)
     size: int = 0
     mtime: int = 0
     sidecars: tuple = ()  # (path, mtime) of the NFO and artwork files it was made from
@@ -71,6 +72,7 @@ class Item:
         for k in ("episodes", "genres", "studios"):
             kw[k] = tuple(kw.get(k) or ())
         kw["streams"] = tuple(kw.get("streams") or ())
+        kw["chapters"] = tuple(kw.get("chapters") or ())
         kw["subtitle_files"] = tuple(tuple(x) for x in kw.get("subtitle_files") or ())
         kw["sidecars"] = tuple(tuple(x) for x in kw.get("sidecars") or ())
         return cls(**kw)
@@ -88,8 +90,26 @@ class Library:
     version: int = 0  # bumps when the items change
 
     def ordered(self) -> list[Item]:
-        """Library order: shows by show, season, episode; movies by title and year; other by path."""
-        return sorted(self.items.values(), key=Item.sort_key)
+        """Library order: shows by show, season, episode; movies by title and year; other by path
+        (sorted once per version of the library)."""
+        cached = self.__dict__.get("_ordered")
+        if cached is not None and cached[0] == (self.version, len(self.items)):
+            return cached[1]
+        out = sorted(self.items.values(), key=Item.sort_key)
+        self.__dict__["_ordered"] = ((self.version, len(self.items)), out)
+        return out
+
+    def by_show(self) -> dict[str, list[Item]]:
+        """Episodes per show (casefolded name), in library order (built once per version)."""
+        cached = self.__dict__.get("_by_show")
+        if cached is not None and cached[0] == (self.version, len(self.items)):
+            return cached[1]
+        out: dict[str, list[Item]] = {}
+        for it in self.ordered():
+            if it.kind == "episode":
+                out.setdefault(it.show.casefold(), []).append(it)
+        self.__dict__["_by_show"] = ((self.version, len(self.items)), out)
+        return out
 
     def shows(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -45,10 +45,12 @@ def build_xmltv(channels: Iterable[tuple[int, str, str | None, Schedule | None]]
             continue
         merge = bool(rest and rest[0])  # filler merged into the programme before it
         p = None
+        last = None
         for slot in schedule.upcoming(start, hours * 3600):
-            if slot.kind != "program" and merge and p is not None:
-                p.set("stop", xmltv_time(slot.end))
+            if merge and p is not None and (slot.kind != "program" or (slot.seek > 0 and slot.item is last)):
+                p.set("stop", xmltv_time(slot.end))  # filler, and a programme's part after a mid-roll
                 continue
+            last = slot.item
             p = ET.SubElement(tv, "programme", {"start": xmltv_time(slot.start), "stop": xmltv_time(slot.end),
                                                 "channel": str(number)})
             if slot.kind == "slate":

@@ -23,7 +23,7 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".m2ts", ".mts", ".m4
 AUDIO_EXTENSIONS = {".mp3", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".wav", ".aac", ".wma", ".ac3", ".mka", ".aiff",
                     ".aif", ".alac", ".ape", ".wv"}
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
-CACHE_VERSION = "3"  # bump when MediaInfo gains fields: older entries are probed again
+CACHE_VERSION = "4"  # bump when MediaInfo gains fields: older entries are probed again
 
 
 class MediaError(Exception):
@@ -48,6 +48,7 @@ class MediaInfo:
     # and for video "width"/"height"}; stream choice (audio language, subtitles) reads these
     streams: tuple = ()
     tags: tuple = ()  # embedded tags as (key, value) pairs: show, season_number, episode_sort, date, genre, ...
+    chapters: tuple = ()  # chapter start times (seconds, after 0): where mid-roll filler may go
 
     def tag(self, key: str) -> str:
         return next((v for k, v in self.tags if k == key), "")
@@ -95,6 +96,7 @@ _META = re.compile(r"^\s{4}(title|description|comment|synopsis|show|episode_id|s
 _STREAM_DETAIL = re.compile(r"^\s*Stream #0:(\d+)(?:\[0x[0-9a-fA-F]+\])?(?:\((\w+)\))?: (Video|Audio|Subtitle): "
                             r"([A-Za-z0-9_]+)(.*)$", re.M)
 _SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
+_CHAPTER = re.compile(r"Chapter #\d+:\d+: start (-?[\d.]+), end (-?[\d.]+)")
 TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text", "microdvd", "subviewer", "stl", "sami"}
 BITMAP_SUBTITLES = {"hdmv_pgs_subtitle", "pgssub", "dvd_subtitle", "dvdsub", "dvb_subtitle", "dvbsub", "xsub"}
 
@@ -152,8 +154,10 @@ def parse_probe_output(path: str, stderr: str) -> MediaInfo:
     title = meta.get("title") or _file_title(path)
     desc = meta.get("description") or meta.get("synopsis") or meta.get("comment") or ""
     tags = tuple((k, v) for k, v in meta.items() if k not in ("title", "description", "comment", "synopsis") and v)
+    chapters = tuple(sorted({round(float(a), 3) for a, _ in _CHAPTER.findall(stderr.split("Output #0", 1)[0])
+                             if 1.0 < float(a) < duration - 1.0}))
     return MediaInfo(path, duration, "Video" in kinds, "Audio" in kinds, title, desc, cover and "Video" not in kinds,
-                     parse_streams(stderr), tags)
+                     parse_streams(stderr), tags, chapters)
 
 
 def _file_title(path: str) -> str:
@@ -164,6 +168,7 @@ def _info(hit: dict) -> MediaInfo:
     d = dict(hit)
     d["streams"] = tuple(d.get("streams") or ())
     d["tags"] = tuple(tuple(t) for t in d.get("tags") or ())
+    d["chapters"] = tuple(d.get("chapters") or ())
     return MediaInfo(**d)
 
 

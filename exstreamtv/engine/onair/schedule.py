@@ -26,6 +26,7 @@ class ScheduleItem:
     cover: bool = False
     streams: tuple = ()  # the file's streams (probe): audio and subtitle choice read these
     subtitle_files: tuple = ()  # (path, language, forced) sidecar subtitle files
+    chapters: tuple = ()  # chapter starts: mid-roll points
     meta: Any = field(default=None, compare=False, repr=False)  # the library Item (guide metadata), if any
 
 

@@ -40,8 +40,22 @@ def matches(it: Item, spec: CollectionSpec) -> bool:
     return True
 
 
+_RESOLVED: dict[tuple, list[ScheduleItem]] = {}
+
+
 def resolve(spec: CollectionSpec, libraries: dict[str, Library]) -> list[ScheduleItem]:
-    """The collection's items now (an empty list when nothing matches: the caller warns)."""
+    """The collection's items now (an empty list when nothing matches: the caller warns).
+    Channels with the same collection share one result per library version."""
+    memo = (key(spec), tuple((n, id(lib), lib.version, len(lib.items)) for n, lib in sorted(libraries.items())))
+    hit = _RESOLVED.get(memo)
+    if hit is None:
+        if len(_RESOLVED) > 512:
+            _RESOLVED.clear()
+        hit = _RESOLVED[memo] = _resolve(spec, libraries)
+    return hit
+
+
+def _resolve(spec: CollectionSpec, libraries: dict[str, Library]) -> list[ScheduleItem]:
     if spec.items:
         by_path = {}
         for lib in libraries.values():
@@ -58,10 +72,21 @@ def resolve(spec: CollectionSpec, libraries: dict[str, Library]) -> list[Schedul
         ([] if spec.library is not None else list(libraries.values()))
     out: list[Item] = []
     for lib in libs:
-        out.extend(it for it in lib.ordered() if matches(it, spec))
+        pool = lib.by_show().get(spec.show.casefold(), []) if spec.show is not None else lib.ordered()
+        out.extend(it for it in pool if matches(it, spec))
     return [from_item(it) for it in out]
+
+
+_KEYS: dict[int, tuple[CollectionSpec, str]] = {}
 
 
 def key(spec: CollectionSpec) -> str:
     """A collection's identity (sequential cursors follow it across schedule rebuilds)."""
-    return spec.label() + ("|" + "|".join(spec.items) if spec.items else "")
+    hit = _KEYS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    k = spec.label() + ("|" + "|".join(spec.items) if spec.items else "")
+    if len(_KEYS) > 4096:
+        _KEYS.clear()
+    _KEYS[id(spec)] = (spec, k)
+    return k

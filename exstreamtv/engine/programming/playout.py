@@ -76,6 +76,8 @@ class Builder:
         self._resolve = resolve
         self._warned: set[str] = set()
         self.empty: set[str] = set()  # collections found empty while building
+        self._shortest: dict[str, float] = {}
+        self._pick_keys: dict[tuple[int, str], str] = {}
 
     def items(self, spec: CollectionSpec | None) -> list[ScheduleItem]:
         if spec is None:
@@ -94,11 +96,26 @@ class Builder:
             self._warned.add(key)
             self.warn(msg)
 
+    def forget(self) -> None:
+        """The libraries changed: collections are resolved again at the next extension."""
+        self._items.clear()
+        self._shortest.clear()
+
+    def shortest(self, spec: CollectionSpec) -> float:
+        k = collection_key(spec)
+        hit = self._shortest.get(k)
+        if hit is None:
+            items = self.items(spec)
+            hit = self._shortest[k] = min((i.duration for i in items), default=float("inf"))
+        return hit
+
     def pick(self, spec: CollectionSpec, mode: str, state: BuildState) -> ScheduleItem | None:
         items = self.items(spec)
         if not items:
             return None
-        k = f"{mode}:{collection_key(spec)}"
+        k = self._pick_keys.get((id(spec), mode))
+        if k is None:
+            k = self._pick_keys[(id(spec), mode)] = f"{mode}:{collection_key(spec)}"
         n = state.cursors.get(k, 0)
         state.cursors[k] = n + 1
         if mode == "sequential":
@@ -143,10 +160,10 @@ class Builder:
         for spec in (f.collection, f.fallback) if f is not None else ():
             items = self.items(spec)
             tries = 0
-            while items and until - t >= MIN_GAP and tries < len(items):
+            while items and until - t >= max(MIN_GAP, self.shortest(spec) - 1e-6) and tries < len(items):
                 it = self.pick(spec, "shuffle", state)
                 if it is not None and it.duration <= until - t + 1e-6:
-                    out.append((t, t + it.duration, it, 0.0, "filler", spec.label()))
+                    out.append((t, t + it.duration, it, 0.0, "filler", collection_key(spec)))
                     t += it.duration
                     tries = 0
                 else:
@@ -178,8 +195,18 @@ class Builder:
         if pre is not None and (limit is None or t + pre.duration + it.duration <= limit):
             out.append((t, t + pre.duration, pre, 0.0, "filler", "pre-roll"))
             t += pre.duration
-        out.append((t, t + it.duration, it, 0.0, "program", source))
-        t += it.duration
+        mid = f.mid_roll if f is not None else None
+        cuts = [c for c in it.chapters if 0 < c < it.duration] if mid is not None else []
+        seek = 0.0
+        for c in cuts + [it.duration]:  # the programme, with one mid-roll item at each chapter mark
+            out.append((t, t + c - seek, it, seek, "program", source))
+            t += c - seek
+            seek = c
+            if c < it.duration:
+                m = self.pick(mid, "shuffle", state)
+                if m is not None and (limit is None or t + m.duration + it.duration - c <= limit):
+                    out.append((t, t + m.duration, m, 0.0, "filler", "mid-roll"))
+                    t += m.duration
         post = self.pick(f.post_roll, "shuffle", state) if f is not None and f.post_roll is not None else None
         if post is not None and (limit is None or t + post.duration <= limit):
             out.append((t, t + post.duration, post, 0.0, "filler", "post-roll"))

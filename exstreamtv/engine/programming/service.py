@@ -87,7 +87,7 @@ class Programming:
         """The libraries a channel's collections draw from (all of them when one names none)."""
         specs = [e.collection for e in cfg.schedule] + [s.collection for s in cfg.slots]
         if cfg.filler is not None:
-            specs += [x for x in (cfg.filler.collection, cfg.filler.pre_roll, cfg.filler.post_roll,
+            specs += [x for x in (cfg.filler.collection, cfg.filler.pre_roll, cfg.filler.post_roll, cfg.filler.mid_roll,
                                   cfg.filler.fallback) if x is not None]
         if any(s.library is None for s in specs):
             return list(self.engine.libraries.libraries)
@@ -103,7 +103,7 @@ class Programming:
         """New and removed items enter at the next extension; a channel waiting for its first scan starts."""
         if isinstance(ch.schedule, Playout):
             builder = ch.schedule.builder
-            builder._items.clear()
+            builder.forget()
             if not builder.empty:
                 return  # the guide's promises hold; new items enter as the playout is extended
             # it was built while a collection was empty: what is on air finishes, then a new build
