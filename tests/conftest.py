@@ -33,6 +33,8 @@ streaming:
   channel_grace_seconds: 1.0
   lead_seconds: 1.0
   readahead_seconds: 2.0
+process_pool:
+  cpu_guard: false  # a loaded test machine must not refuse channels (tests/test_copy.py turns it on)
 """
 
 
@@ -95,8 +97,26 @@ def media(ffmpeg: FFmpegBinary, tmp_path_factory) -> dict[str, Path]:
     }
 
 
+def merged_yaml(base: str, extra: str) -> str:
+    """``extra`` over ``base``, section by section (a section in both is merged, not repeated)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    a, b = yaml.load(base) or {}, yaml.load(extra) or {}
+    for key, value in b.items():
+        if isinstance(value, dict) and isinstance(a.get(key), dict):
+            a[key].update(value)
+        else:
+            a[key] = value
+    out = io.StringIO()
+    yaml.dump(a, out)
+    return out.getvalue()
+
+
 def small_config(channels: list[ChannelConfig], extra: str = "", env: dict | None = None) -> Config:
-    cfg = parse_config(SMALL_PROFILE + extra, "<test>", env=env or {})
+    cfg = parse_config(merged_yaml(SMALL_PROFILE, extra), "<test>", env=env or {})
     cfg.channels = channels
     return cfg
 

@@ -215,6 +215,8 @@ class ProcessPoolConfig:
     kill_timeout_seconds: float = _spec(5.0, minimum=0.05)
     background_spawns_per_second: float = _spec(20.0, minimum=0.01)
     background_max_processes: int = _spec(2, minimum=1)
+    cpu_guard: bool = _spec(True, doc="refuse a new encoding channel (error screen) when CPU headroom is gone")
+    cpu_guard_percent: float = _spec(90.0, minimum=10, doc="share of all cores channels may use, together")
 
 
 @dataclass
@@ -355,6 +357,7 @@ class ChannelConfig:
     slots: list[SlotEntry] = _spec(factory=list, doc="fixed times of day; they win over the repeating schedule")
     filler: FillerConfig | None = None
     seed: int | None = _spec(None, doc="shuffle/random seed (default: from the channel number)")
+    copy: bool = _spec(True, doc="remux programmes whose streams already fit the output profile (no encode)")
     # problems found while loading (e.g. a lineup path that does not exist): reported and skipped
     # by the engine, never fatal for the other channels
     warnings: list[str] = field(default_factory=list, metadata={"internal": True})

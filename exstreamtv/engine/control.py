@@ -126,7 +126,7 @@ class LocalControl:
             channels=channels,
             sessions=page,
             recent_disconnects=e.sessions.recent_disconnects(5),
-            pool=e.pool.snapshot(),
+            pool=self.pool(),
             breakers={str(n): b.snapshot().to_dict() for n, b in e.breakers.items()},
             health=health,
             events=[ev.to_dict() for ev in e.events.since(q.events_since, 200)],
@@ -173,7 +173,9 @@ class LocalControl:
         return self.engine.sessions.summary(channel_id)
 
     def pool(self) -> dict[str, Any]:
-        return self.engine.pool.snapshot()
+        snap = self.engine.pool.snapshot()
+        snap["capacity_estimate"] = self.engine.capacity.snapshot()
+        return snap
 
     def breakers(self) -> dict[str, dict[str, Any]]:
         return {str(n): b.snapshot().to_dict() for n, b in sorted(self.engine.breakers.items())}

@@ -34,6 +34,7 @@ from .onair.media import MediaError, MediaInfo, MediaProbe, scan_lineup
 from .onair.scan import ScanProgress
 from .guards.process_pool import ProcessPoolManager, SpawnRejected, SystemReadings
 from .guards.restart_guard import RestartDecision, RestartGuard
+from .guards.capacity import Capacity
 from .library.artwork import Artwork
 from .programming.playout import Playout
 from .programming.service import Programming
@@ -68,6 +69,15 @@ class UnknownChannel(KeyError):
         return f"unknown channel {self.channel_id}"
 
 
+PRESET_COST = {"ultrafast": 0.45, "superfast": 0.6, "veryfast": 1.0, "faster": 1.3, "fast": 1.8, "medium": 2.2}
+
+
+def encode_cost_guess(profile: OutputProfile) -> float:
+    """Percent of one core an x264 encode of this profile takes, before one is measured
+    (about 40% for 720p30 veryfast on a current core)."""
+    return 40.0 * profile.width * profile.height * profile.fps / (1280 * 720 * 30) * PRESET_COST.get(profile.preset, 1)
+
+
 class Engine:
     STARTUP_SCAN_WAIT = 1.5  # seconds start() waits for the background probe before serving anyway
     def __init__(self, config: Config, data_dir: Path, clock: Clock | None = None,
@@ -91,6 +101,10 @@ class Engine:
         self.hls = HlsViewers(self)
         self.libraries = LibraryManager(config.libraries, config.library_scan, self.data_dir, self.clock, self.events)
         self.programming = Programming(self)
+        pp = config.process_pool
+        readings_cpu = getattr(self.pool.readings, "cpu_percent", None)
+        self.capacity = Capacity(None, pp.cpu_guard_percent, pp.cpu_guard, readings_cpu or (lambda: 0.0),
+                                 encode_cost_guess(self.profile))
         self.artwork = Artwork(self.data_dir / "artwork", lambda: self.ffmpeg_path, self._run_tool("artwork"))
         self._logo_renders: dict[Path, asyncio.Future] = {}
         self._health_task: asyncio.Task | None = None
@@ -608,9 +622,25 @@ class Engine:
             except Exception:
                 log.exception("health check failed")
 
+    def sample_capacity(self) -> None:
+        """What each running channel's FFmpeg costs now, by how it airs (copy or encode)."""
+        per_channel = []
+        for ch in self.channels.values():
+            cur = ch.current
+            if ch.running and cur is not None and cur.returncode is None and ch.current_plan is not None \
+                    and ch.current_plan.kind == "program" and ch.transcode:
+                stats = self.pool.readings.process_stats(cur.pid)
+                if stats is not None:
+                    per_channel.append(("copy" if ch.transcode == "copy" else "encode", stats[1]))
+        self.capacity.sample(per_channel)
+
     def check_health(self) -> None:
         """Sample every running channel; auto-heal unhealthy ones (and hot-swap degraded ones)."""
         now, wall = self.clock.monotonic(), self.clock.time()
+        try:
+            self.sample_capacity()
+        except Exception:
+            log.exception("capacity sample failed")
         for ch in self.channels.values():
             if not ch.running:
                 continue

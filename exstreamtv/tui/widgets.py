@@ -139,6 +139,12 @@ class PoolPanel(Static):
         t.append(f"tokens {p['spawn_tokens']:.1f} ", style="bold")
         t.append(f"rejected {p['rejected_spawns']} ", style="red" if p["rejected_spawns"] else "dim")
         t.append(f"zombies {p['zombies_reaped']}", style="dim")
+        est = p.get("capacity_estimate")
+        if est:
+            t.append(f"\nfits +{est['more_encoding_channels']} encode / +{est['more_copying_channels']} copy ",
+                     style="bold")
+            t.append(f"(CPU {est['cpu_percent']:.0f}%, {est['encode_cpu_percent']:.0f}%/enc, "
+                     f"{est['copy_cpu_percent']:.1f}%/copy)", style="dim")
         self.update(t)
 
 
@@ -162,6 +168,8 @@ class HealthPanel(Vertical):
         t = Text(f"ch {channel} ", style="bold")
         t.append_text(styled(rep["status"]))
         t.append(f"  drops {rep.get('dropped_frames', 0)}  lag {rep.get('lag_seconds', 0):.1f}s", style="dim")
+        if rep.get("transcode"):
+            t.append(f"  {rep['transcode']}", style="green" if rep["transcode"] == "copy" else "dim")
         if rep.get("reasons"):
             t.append("  " + "; ".join(rep["reasons"])[:60], style="yellow")
         title.update(t)

@@ -172,6 +172,7 @@ class HealthMonitor:
             "channel_id": ch.number,
             "status": status.value,
             "reasons": reasons,
+            "transcode": getattr(ch, "transcode", None) if running else None,  # "copy" or "encode: <why>"
             "current_fps": p.fps if running else 0.0,
             "current_speed": p.speed if running else 0.0,
             "current_bitrate_kbps": p.bitrate_kbps if running else 0.0,

@@ -69,6 +69,10 @@ class PsutilReadings:
         except Exception:
             return len(os.listdir("/proc/self/fd"))
 
+    def cpu_percent(self) -> float:
+        """The machine's CPU use since the last call, percent of all cores."""
+        return float(self._psutil.cpu_percent(None))
+
     def process_stats(self, pid: int) -> tuple[int, float] | None:
         psutil = self._psutil
         try:

@@ -36,6 +36,7 @@ class Item:
     streams: tuple = ()
     subtitle_files: tuple = ()  # (path, language, forced) of sidecar subtitle files
     chapters: tuple = ()  # chapter starts (mid-roll points)
+    gop: float | None = None  # H.264 keyframe spacing
     size: int = 0
     mtime: int = 0
     sidecars: tuple = ()  # (path, mtime) of the NFO and artwork files it was made from

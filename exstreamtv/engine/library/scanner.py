@@ -262,7 +262,7 @@ def make_item(library: str, kind: str, f: Found, sc: Sidecars, info: MediaInfo, 
     """Metadata in order of precedence: NFO sidecars, then embedded tags, then names."""
     tag = info.tag
     it = Item(f.path, library, kind, info.duration, info.has_video, info.has_audio, info.cover, streams=info.streams,
-              chapters=info.chapters,
+              chapters=info.chapters, gop=info.gop,
               subtitle_files=tuple(sc.subtitles), size=f.size, mtime=f.mtime, sidecars=sc.signature,
               poster=sc.poster, fanart=sc.fanart)
     nfo = next((n for n in (_nfo(p, max_nfo, nfo_cache, warnings) for p in sc.nfo) if n is not None), None)

@@ -28,12 +28,12 @@ def display_title(it: Item) -> str:
 
 def from_item(it: Item) -> ScheduleItem:
     return ScheduleItem(it.path, it.duration, display_title(it), it.has_video, it.has_audio, it.plot, it.cover,
-                        it.streams, it.subtitle_files, it.chapters, it)
+                        it.streams, it.subtitle_files, it.chapters, it.gop, it)
 
 
 def from_info(info: MediaInfo) -> ScheduleItem:
     return ScheduleItem(info.path, info.duration, info.title, info.has_video, info.has_audio, info.description,
-                        info.cover, info.streams, (), info.chapters)
+                        info.cover, info.streams, (), info.chapters, info.gop)
 
 
 _LIBRARY_ITEMS: dict[str, tuple[int, int, list[ScheduleItem]]] = {}  # name -> (id, version, items)

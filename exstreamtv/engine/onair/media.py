@@ -23,7 +23,7 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".avi", ".mov", ".ts", ".m2ts", ".mts", ".m4
 AUDIO_EXTENSIONS = {".mp3", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".wav", ".aac", ".wma", ".ac3", ".mka", ".aiff",
                     ".aif", ".alac", ".ape", ".wv"}
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
-CACHE_VERSION = "4"  # bump when MediaInfo gains fields: older entries are probed again
+CACHE_VERSION = "5"  # bump when MediaInfo gains fields: older entries are probed again
 
 
 class MediaError(Exception):
@@ -49,6 +49,7 @@ class MediaInfo:
     streams: tuple = ()
     tags: tuple = ()  # embedded tags as (key, value) pairs: show, season_number, episode_sort, date, genre, ...
     chapters: tuple = ()  # chapter start times (seconds, after 0): where mid-roll filler may go
+    gop: float | None = None  # H.264: the longest keyframe interval in the first 30 s (copy decisions)
 
     def tag(self, key: str) -> str:
         return next((v for k, v in self.tags if k == key), "")
@@ -96,6 +97,11 @@ _META = re.compile(r"^\s{4}(title|description|comment|synopsis|show|episode_id|s
 _STREAM_DETAIL = re.compile(r"^\s*Stream #0:(\d+)(?:\[0x[0-9a-fA-F]+\])?(?:\((\w+)\))?: (Video|Audio|Subtitle): "
                             r"([A-Za-z0-9_]+)(.*)$", re.M)
 _SIZE = re.compile(r", (\d{2,5})x(\d{2,5})")
+_PROFILE = re.compile(r"^ \(([A-Za-z0-9 ]+)\)")
+_PIXFMT = re.compile(r"\), (yuv\w+|nv12|gray\w*|rgb\w+|bgr\w+)[(,]| (yuv\w+|nv12)[(,]")
+_FPS = re.compile(r", ([\d.]+) fps")
+_AUDIO = re.compile(r", (\d+) Hz, ([\w.()]+)")
+_KEY_TIME = re.compile(r"pts_time:\s*(-?[\d.]+)")
 _CHAPTER = re.compile(r"Chapter #\d+:\d+: start (-?[\d.]+), end (-?[\d.]+)")
 TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text", "microdvd", "subviewer", "stl", "sami"}
 BITMAP_SUBTITLES = {"hdmv_pgs_subtitle", "pgssub", "dvd_subtitle", "dvdsub", "dvb_subtitle", "dvbsub", "xsub"}
@@ -115,6 +121,14 @@ def parse_streams(stderr: str) -> tuple:
             size = _SIZE.search(rest)
             if size:
                 st["width"], st["height"] = int(size.group(1)), int(size.group(2))
+            prof, pix, fps = _PROFILE.match(rest), _PIXFMT.search(rest), _FPS.search(rest)
+            st["profile"] = prof.group(1) if prof else ""
+            st["pix_fmt"] = (pix.group(1) or pix.group(2)) if pix else ""
+            st["fps"] = float(fps.group(1)) if fps else 0.0
+        if kind == "Audio":
+            a = _AUDIO.search(rest)
+            if a:
+                st["sample_rate"], st["layout"] = int(a.group(1)), a.group(2)
         out.append(st)
     return tuple(out)
 
@@ -246,8 +260,19 @@ class MediaProbe:
         except MediaError as exc:
             self._remember(key, {"error": exc.reason})
             raise
+        if any(v["codec"] == "h264" for v in info.of_kind("video")):
+            info = dataclasses.replace(info, gop=await self._gop(path))
         self._remember(key, asdict(info), st)
         return info
+
+    async def _gop(self, path: str) -> float | None:
+        """The longest keyframe interval in the first 30 s: only keyframes are decoded (fast)."""
+        rc, err = await self.run([self.ffmpeg_path, "-hide_banner", "-nostdin", "-skip_frame", "nokey", "-i", path,
+                                  "-t", "30", "-map", "0:v:0", "-vf", "showinfo", "-f", "null", "-"])
+        keys = [float(x) for x in _KEY_TIME.findall(err)]
+        if rc != 0 or len(keys) < 2:
+            return None
+        return round(max(b - a for a, b in zip(keys, keys[1:])), 3)
 
     def correct_duration(self, path: str, duration: float) -> None:
         """The file really ends earlier than probed (an incomplete download): remember that."""

@@ -27,6 +27,7 @@ class ScheduleItem:
     streams: tuple = ()  # the file's streams (probe): audio and subtitle choice read these
     subtitle_files: tuple = ()  # (path, language, forced) sidecar subtitle files
     chapters: tuple = ()  # chapter starts: mid-roll points
+    gop: float | None = None  # H.264 keyframe spacing (copy decisions)
     meta: Any = field(default=None, compare=False, repr=False)  # the library Item (guide metadata), if any
 
 

@@ -25,7 +25,7 @@ from ..guards.circuit_breaker import CircuitBreaker
 from ..clock import Clock
 from ..config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, HlsConfig, StreamingConfig
 from ..events import EventLog
-from .ffmpeg_command import FileSource, OutputProfile, program_command
+from .ffmpeg_command import FileSource, OutputProfile, copy_command, program_command
 from ..stream.mpegts import CLOCK
 from ..stream.hls import Segmenter, first_sequence
 from ..stream.pacer import Pacer
@@ -38,6 +38,7 @@ from ..onair.schedule import Schedule, Slot
 from .channel_state import ChannelState
 from .segment import OnAir, SegmentOutcome, SegmentPlan, SegmentRunner
 from .standby import Standby
+from .copy_policy import decide
 from .stream_choice import choose_audio, choose_subtitles
 
 log = logging.getLogger("exstreamtv.channel")
@@ -105,6 +106,8 @@ class Channel(SegmentRunner, Recovery):
         self.lineup_parts: list = []  # LineupPart: the engine composes the schedule from these
         self.lineup_infos: dict = {}  # probed files of the path entries
         self.waiting_for: str | None = None  # e.g. a library's first scan
+        self.transcode: str | None = None  # the programme on air: "copy" or "encode: <why>"
+        self._encode_admitted = False  # this run passed the CPU guard for encoding
         self.current: ManagedProcess | None = None
         self.current_plan: SegmentPlan | None = None
         self._air_queue: deque[OnAir] = deque()
@@ -237,6 +240,7 @@ class Channel(SegmentRunner, Recovery):
                                  self._wall_of, first_sequence(self.host.clock.time()))
             self.broadcaster.listeners.append(self.hls.on_chunk)
         self.started_at = self.host.clock.monotonic()
+        self._encode_admitted = False
         self._restart_requested = False
         self._set_state(ChannelState.STARTING)
         loop = asyncio.get_running_loop()
@@ -351,8 +355,21 @@ class Channel(SegmentRunner, Recovery):
         subs = choose_subtitles(item.streams, item.subtitle_files, self.cfg.subtitles) if item.has_video else None
         src = FileSource(item.path, slot.seek + slot.offset, slot.remaining, item.has_video, item.has_audio, item.cover,
                          audio, subs)
-        argv = program_command(self.host.ffmpeg_path, src, self.profile)
-        return SegmentPlan("program", slot, argv, item.title)
+        profile = self.profile
+        decision = decide(item, profile, audio, subs is not None, self.cfg.copy)
+        if not decision.copy and not self._encode_admitted:
+            if self.host.capacity.refuse_encode():  # no CPU headroom for another encode: viewers see why
+                self.host.events.emit("capacity_refused", f"channel {self.number}: not started: the CPU has no room "
+                                      f"for another encoding channel ({decision.reason})", self.number,
+                                      level=logging.WARNING)
+                argv = self.host.error_screen_command(self, "at capacity", 10.0, {
+                    "title": "Server at capacity", "subtitle": "This channel starts as soon as there is room"})
+                if argv:
+                    return SegmentPlan("error_screen", None, argv, "Server at capacity")
+            self._encode_admitted = True
+        argv = copy_command(self.host.ffmpeg_path, src) if decision.copy else \
+            program_command(self.host.ffmpeg_path, src, profile)
+        return SegmentPlan("program", slot, argv, item.title, decision.reason)
 
     def file_problem(self, plan: SegmentPlan) -> str | None:
         """A cheap look before spawning: is the programme's file there and not empty?"""
@@ -546,6 +563,7 @@ class Channel(SegmentRunner, Recovery):
             "bytes_out": b.total_bytes if b is not None else 0,
             "buffered_seconds": round(b.buffered_seconds, 3) if b is not None else 0.0,
             "hls": self.hls.snapshot() if self.hls is not None else None,
+            "transcode": self.transcode,
             "uptime_seconds": round(self.host.clock.monotonic() - self.started_at, 3)
             if self.started_at is not None and self.running else 0.0,
             "ffmpeg": {"fps": self.progress.fps, "speed": self.progress.speed,

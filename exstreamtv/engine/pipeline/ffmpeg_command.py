@@ -176,6 +176,19 @@ def program_command(ffmpeg: str, src: FileSource, profile: OutputProfile, progre
     return args + _encode(profile, src.duration, preroll)
 
 
+def copy_command(ffmpeg: str, src: FileSource, progress: bool = True) -> list[str]:
+    """A programme that already fits the profile, remuxed: no decode, no encode. SPS/PPS go in
+    band at every keyframe, so a splice to new parameter sets is decodable at once."""
+    args = _head(ffmpeg, progress) + ["-fflags", "+genpts+discardcorrupt"]
+    if src.offset > 0.05:
+        args += ["-ss", _fmt(src.offset)]  # lands on the keyframe before: the picture starts there
+    args += ["-i", src.path, "-map", "0:v:0", "-map", f"0:a:{src.audio_index}", "-c:v", "copy",
+             "-bsf:v", "h264_mp4toannexb,dump_extra=freq=keyframe", "-c:a", "copy"]
+    if src.duration is not None:
+        args += ["-t", _fmt(src.duration)]
+    return args + ["-pes_payload_size", "0", "-f", "mpegts", "pipe:1"]
+
+
 def _subtitled(src: FileSource) -> str:
     """The picture input, with the chosen subtitles burned in (at the source's own size)."""
     sub = src.subtitle

@@ -31,6 +31,7 @@ class SegmentPlan:
     slot: Slot | None
     argv: list[str]
     title: str
+    transcode: str = ""  # programme plans: "copy" or "encode: <why>"
 
 
 @dataclass
@@ -212,6 +213,7 @@ class SegmentRunner:
         assert self.pacer is not None
         air = self.pacer.air_time_of(media_start)
         if plan.kind == "program":
+            self.transcode = plan.transcode or None
             self.breaker.record_success()
             self._set_state(ChannelState.PLAYING)
             slot = plan.slot
