@@ -115,3 +115,36 @@ async def test_the_cpu_guard_refuses_a_new_encoding_channel_with_the_error_scree
         assert "E" in frame_kinds(ffmpeg, bytes(encodes.data), tmp_path)  # the viewer saw the error screen
     finally:
         await handle.stop()
+
+
+async def test_the_normalised_cache_fills_in_the_background_airs_by_copy_and_survives_a_bad_file(
+        server, ffmpeg, tmp_path):
+    big = fitting_clip(ffmpeg, tmp_path / "big.mp4", 6.0, size="640x360", rate=25)
+    ch_cfg = channel(1, "Cached", big)
+    ch_cfg.cache = True
+    r = await server(small_config([ch_cfg]))
+    e = r.engine
+    # no viewer yet: the cache works in the background, at low priority, through the pool
+    await wait_for(lambda: e.cache.snapshot()["items"] == 1, 60, "the cache to normalise the programme")
+    entry = e.cache.index[str(big)]
+    assert Path(entry["file"]).exists() and not list(Path(entry["file"]).parent.glob("*.part.mkv"))
+    ch = e.channels[1]
+    async with r.client() as c:
+        reader = Reader(c, "/stream/channels/1.ts", keep=True)
+        await wait_for(lambda: any(p.transcode == "copy (normalised cache)" for p in ch.recent_plans), 20,
+                       "an airing from the cache")
+        plan = next(p for p in ch.recent_plans if p.transcode == "copy (normalised cache)")
+        assert "libx264" not in plan.argv and entry["file"] in plan.argv
+        stats = (await c.get("/api/cache")).json()["cache"]
+        assert stats["hits"] >= 1 and stats["bytes"] > 0
+        assert "exstreamtv_cache_items 1.0" in (await c.get("/metrics")).text
+        # a damaged cache file is never aired: the programme is encoded from its source
+        Path(entry["file"]).write_bytes(b"\x00" * 1000)
+        mark = len(ch.recent_plans)
+        await wait_for(lambda: any(p.transcode == "encode: 360p source" for p in list(ch.recent_plans)[mark:]), 30,
+                       "an encode after the damage")
+        assert e.events.count("cache_dropped") == 1
+        await wait_for(lambda: reader.bytes > 200_000, 20, "bytes")
+        await reader.close()
+    rc, err, _ = decode(ffmpeg, bytes(reader.data), tmp_path)
+    assert rc == 0 and err.strip() == "", err

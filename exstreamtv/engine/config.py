@@ -180,6 +180,13 @@ class GuideConfig:
 
 
 @dataclass
+class CacheConfig:
+    max_gb: float = _spec(20.0, minimum=0.001, doc="the normalised cache's size cap; the least recently aired go")
+    pause_below_speed: float = _spec(1.2, minimum=0, doc="cache work waits while a playing channel runs slower than "
+                                     "this x real time")
+
+
+@dataclass
 class ProgrammingConfig:
     build_days: float = _spec(4.0, minimum=0.5, doc="scheduled channels' playouts are built (and stored) this far "
                               "ahead; the guide never reaches past it")
@@ -358,6 +365,7 @@ class ChannelConfig:
     filler: FillerConfig | None = None
     seed: int | None = _spec(None, doc="shuffle/random seed (default: from the channel number)")
     copy: bool = _spec(True, doc="remux programmes whose streams already fit the output profile (no encode)")
+    cache: bool = _spec(False, doc="normalise this channel's programmes once, in the background, then air them by copy")
     # problems found while loading (e.g. a lineup path that does not exist): reported and skipped
     # by the engine, never fatal for the other channels
     warnings: list[str] = field(default_factory=list, metadata={"internal": True})
@@ -399,6 +407,7 @@ class LibraryConfig:
     paths: list[str] = _spec(factory=list)
     include: list[str] = _spec(factory=list, doc="globs (relative to a root) a file must match; empty: all media")
     exclude: list[str] = _spec(factory=list, doc="globs (relative to a root) of files and folders to skip")
+    cache: bool = _spec(False, doc="normalise this library's items in the background (aired by copy)")
 
 
 @dataclass
@@ -422,6 +431,7 @@ class Config:
     hls: HlsConfig = field(default_factory=HlsConfig)
     guide: GuideConfig = field(default_factory=GuideConfig)
     programming: ProgrammingConfig = field(default_factory=ProgrammingConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     database_backup: DatabaseBackupConfig = field(default_factory=DatabaseBackupConfig)
     process_pool: ProcessPoolConfig = field(default_factory=ProcessPoolConfig)

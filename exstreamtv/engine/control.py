@@ -175,6 +175,7 @@ class LocalControl:
     def pool(self) -> dict[str, Any]:
         snap = self.engine.pool.snapshot()
         snap["capacity_estimate"] = self.engine.capacity.snapshot()
+        snap["cache"] = self.engine.cache.snapshot()
         return snap
 
     def breakers(self) -> dict[str, dict[str, Any]]:

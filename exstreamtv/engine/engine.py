@@ -36,6 +36,8 @@ from .guards.process_pool import ProcessPoolManager, SpawnRejected, SystemReadin
 from .guards.restart_guard import RestartDecision, RestartGuard
 from .guards.capacity import Capacity
 from .library.artwork import Artwork
+from .onair.lineup import library_items
+from .pipeline.normal_cache import NormalisedCache
 from .programming.playout import Playout
 from .programming.service import Programming
 from .library.manager import LibraryManager
@@ -101,6 +103,7 @@ class Engine:
         self.hls = HlsViewers(self)
         self.libraries = LibraryManager(config.libraries, config.library_scan, self.data_dir, self.clock, self.events)
         self.programming = Programming(self)
+        self.cache = NormalisedCache(self)
         pp = config.process_pool
         readings_cpu = getattr(self.pool.readings, "cpu_percent", None)
         self.capacity = Capacity(None, pp.cpu_guard_percent, pp.cpu_guard, readings_cpu or (lambda: 0.0),
@@ -183,6 +186,8 @@ class Engine:
             await self._add_channel(cc, epochs)
         self.libraries.scan_all()  # new and changed files, in the background
         self.libraries.start_interval()
+        self.cache.start()
+        self.want_cached()
         self.started_mono = self.clock.monotonic()
         self.started_wall = self.clock.time()
         loop = asyncio.get_running_loop()
@@ -323,6 +328,7 @@ class Engine:
             scan.finished_at = self.clock.monotonic()
         self.events.emit("scan_finished", f"media probed: {scan.done} file(s), {scan.failed} unplayable, in "
                          f"{scan.finished_at - scan.started_at:.1f}s")
+        self.want_cached()
 
     def _lock_data_dir(self) -> None:
         """One server per data dir (and ``exstreamtv restore`` refuses while one runs)."""
@@ -365,6 +371,7 @@ class Engine:
             if task is not None:
                 task.cancel()
         await self.libraries.stop()
+        await self.cache.stop()
         self.sessions.shutdown()
         await asyncio.gather(*(ch.stop() for ch in self.channels.values()), return_exceptions=True)
         await self.pool.shutdown()
@@ -430,6 +437,26 @@ class Engine:
         done, _ = await asyncio.wait({self._scan_task}, timeout=timeout)
         return bool(done)
 
+    def cache_applies(self, ch: Channel, item) -> bool:
+        """Is ``item`` normalised for ``ch``? (``cache: true`` on the channel or the item's library)"""
+        if ch.cfg.cache:
+            return True
+        lib = getattr(item.meta, "library", None)
+        return any(c.name == lib and c.cache for c in self.config.libraries) if lib else False
+
+    def want_cached(self) -> None:
+        """Queue what the cache should hold: each caching channel's next day (soonest first), then
+        every item of a caching library."""
+        now = self.clock.time()
+        for ch in sorted(self.channels.values(), key=lambda c: c.number):
+            if ch.schedule is None:
+                continue
+            slots = ch.schedule.upcoming(now, 86400)[:500]
+            self.cache.want([s.item for s in slots if s.kind != "slate" and self.cache_applies(ch, s.item)])
+        for lc in self.config.libraries:
+            if lc.cache and lc.name in self.libraries.libraries:
+                self.cache.want(library_items(self.libraries.get(lc.name)))
+
     def ensure_probing(self) -> None:
         """Probe what channels added later (a reload) wait for, if the start-up probe has ended."""
         if self.scan.pending and (self._scan_task is None or self._scan_task.done()):
@@ -439,6 +466,7 @@ class Engine:
     def _library_changed(self, name: str) -> None:
         """A scan changed a library: the channels that play it get the new lineup."""
         self.artwork.register(self.libraries.get(name).items.values())
+        self.want_cached()
         for ch in self.channels.values():
             if ch.cfg.schedule or ch.cfg.slots:
                 self.programming.library_changed(ch)
@@ -615,8 +643,15 @@ class Engine:
     # ------------------------------------------------------------ health and auto-heal
     async def _health_loop(self) -> None:
         interval = self.auto_heal.check_interval_seconds
+        last_want = self.clock.monotonic()
         while True:
             await asyncio.sleep(interval)
+            if self.clock.monotonic() - last_want > 60:  # the cache follows the channels' next day
+                last_want = self.clock.monotonic()
+                try:
+                    self.want_cached()
+                except Exception:
+                    log.exception("cache queueing failed")
             try:
                 self.check_health()
             except Exception:
@@ -631,7 +666,7 @@ class Engine:
                     and ch.current_plan.kind == "program" and ch.transcode:
                 stats = self.pool.readings.process_stats(cur.pid)
                 if stats is not None:
-                    per_channel.append(("copy" if ch.transcode == "copy" else "encode", stats[1]))
+                    per_channel.append(("copy" if ch.transcode.startswith("copy") else "encode", stats[1]))
         self.capacity.sample(per_channel)
 
     def check_health(self) -> None:

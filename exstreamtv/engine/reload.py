@@ -78,6 +78,7 @@ async def apply(engine: "Engine", new: Config) -> dict[str, Any]:
     for n in changed:
         await _change(engine, engine.channels[n], target[n], epochs)
     engine.ensure_probing()
+    engine.want_cached()
     for name in rescan:
         libs.scan(name)
     engine.guide.invalidate()

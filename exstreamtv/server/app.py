@@ -203,6 +203,9 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
         result = await control.reload_config()
         return JSONResponse(result, status_code=200 if result["ok"] else 400)
 
+    async def cache(request: Request) -> Response:
+        return JSONResponse(json_safe({"cache": engine.cache.snapshot(), "capacity": engine.capacity.snapshot()}))
+
     async def playout(request: Request) -> Response:
         n = channel_number(request, engine)
         hours = int_query(request, "hours", 24, 1, 24 * 14)
@@ -365,6 +368,7 @@ def build_starlette(engine: Engine, guard: ConnectionGuard | None = None,
         Route("/api/overview", overview),
         Route("/api/channels/{n}/playout", playout),
         Route("/api/reload", reload, methods=["POST"]),
+        Route("/api/cache", cache),
         Route("/api/libraries", libraries),
         Route("/api/libraries/{name}", library),
         Route("/api/libraries/{name}/problems", library_problems),

@@ -100,6 +100,27 @@ class EngineCollector(Collector):
         yield from fams.values()
         yield es
         lag = e.loop_lag
+        cache = e.cache.snapshot()
+        for name, doc, value in (
+                ("exstreamtv_cache_items", "Normalised cache: items done", cache["items"]),
+                ("exstreamtv_cache_queued", "Normalised cache: items waiting", cache["queued"]),
+                ("exstreamtv_cache_bytes", "Normalised cache: bytes on disk", cache["bytes"]),
+                ("exstreamtv_cache_hit_ratio", "Normalised cache: airings served from it (of those that could be)",
+                 cache["hit_rate"] or 0.0)):
+            m = GaugeMetricFamily(name, doc)
+            m.add_metric([], value)
+            yield m
+        cap = e.capacity.snapshot()
+        fits = GaugeMetricFamily("exstreamtv_capacity_more_channels", "How many more channels fit, by how they air",
+                                 labels=["mode"])
+        fits.add_metric(["encode"], cap["more_encoding_channels"])
+        fits.add_metric(["copy"], cap["more_copying_channels"])
+        yield fits
+        cost = GaugeMetricFamily("exstreamtv_channel_cpu_percent", "Measured CPU of one channel (percent of a core)",
+                                 labels=["mode"])
+        cost.add_metric(["encode"], cap["encode_cpu_percent"])
+        cost.add_metric(["copy"], cap["copy_cpu_percent"])
+        yield cost
         g = GaugeMetricFamily("exstreamtv_event_loop_lag_seconds", "Event-loop lag: latest sample, p99 and max over "
                               "the last minute", labels=["stat"])
         g.add_metric(["current"], lag.current)

@@ -145,6 +145,11 @@ class PoolPanel(Static):
                      style="bold")
             t.append(f"(CPU {est['cpu_percent']:.0f}%, {est['encode_cpu_percent']:.0f}%/enc, "
                      f"{est['copy_cpu_percent']:.1f}%/copy)", style="dim")
+        cache = p.get("cache")
+        if cache and (cache["items"] or cache["queued"]):
+            rate = f"{cache['hit_rate'] * 100:.0f}%" if cache["hit_rate"] is not None else "-"
+            t.append(f"\ncache {cache['items']} done, {cache['queued']} queued, {cache['bytes'] >> 20} MiB, "
+                     f"hits {rate}" + (" (paused)" if cache["paused"] else ""), style="dim")
         self.update(t)
 
 

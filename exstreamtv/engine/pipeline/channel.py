@@ -357,6 +357,13 @@ class Channel(SegmentRunner, Recovery):
                          audio, subs)
         profile = self.profile
         decision = decide(item, profile, audio, subs is not None, self.cfg.copy)
+        if not decision.copy and subs is None and audio == 0 and profile == self.host.profile \
+                and self.host.cache_applies(self, item):
+            cached = self.host.cache.lookup(item, self.host.clock.time())
+            if cached is not None:  # normalised once in the background: aired by copy
+                src = FileSource(cached, slot.seek + slot.offset, slot.remaining)
+                return SegmentPlan("program", slot, copy_command(self.host.ffmpeg_path, src), item.title,
+                                   "copy (normalised cache)")
         if not decision.copy and not self._encode_admitted:
             if self.host.capacity.refuse_encode():  # no CPU headroom for another encode: viewers see why
                 self.host.events.emit("capacity_refused", f"channel {self.number}: not started: the CPU has no room "
