@@ -204,7 +204,7 @@ async def test_stalled_readers_are_capped_per_address_and_dropped_with_rst(serve
         assert all("idle for 2s" == s.disconnect_reason for s in sm.sessions(1))
         reset = 0
         for s in socks:
-            s.settimeout(5)
+            s.settimeout(15)  # a loaded machine may take a while; no RST at all still fails
             try:
                 while s.recv(65536):
                     pass

@@ -226,8 +226,7 @@ async def test_the_guide_is_what_the_stream_plays(server, ffmpeg, tmp_path, xmlt
     for i in range(2):
         f = clip(ffmpeg, lib / "bumpers" / f"bump{i}.mkv", seconds=1.0 + i * 0.5, freqs=(2300 + 300 * i,))
         tones[str(f)] = 2300 + 300 * i
-    now = time.time()
-    slot_at = (int(now // 60) + (2 if now % 60 > 35 else 1)) * 60  # the next minute, at least 25 s away
+    slot_at = int(time.time()) + 22  # a slot with seconds: 22 s from now
     lt = time.localtime(slot_at)
     day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[lt.tm_wday]
     text = SMALL_PROFILE + f"""
@@ -240,7 +239,7 @@ channels:
   - number: 5
     name: Mixed
     schedule: [{{collection: {{library: tv}}, mode: shuffle, count: 2}}]
-    slots: [{{at: "{lt.tm_hour:02d}:{lt.tm_min:02d}", days: [{day}], collection: {{library: films}}}}]
+    slots: [{{at: "{lt.tm_hour:02d}:{lt.tm_min:02d}:{lt.tm_sec:02d}", days: [{day}], collection: {{library: films}}}}]
     filler: {{pre_roll: {{library: bumpers}}, collection: {{library: bumpers}}}}
 """
     r = await server(parse_config(text, "<test>", env={}))
@@ -270,6 +269,9 @@ channels:
         airing = same[0] if len(same) == 1 else None
         if airing is None or stop - start < 1.2 or not (covered[0] <= start and stop <= covered[1]):
             continue
+        if airing["kind"] == "slate":  # a gap nothing fits: the guide names the channel
+            assert p.findtext("title") == "Mixed"
+            continue
         assert airing["title"].startswith(p.findtext("title"))  # the guide title: show or movie
         mid = (airing["start"] + airing["end"]) / 2
         seg = next(s for s in segs if s[0] <= mid < s[0] + s[1])
@@ -281,7 +283,7 @@ channels:
     assert abs(block[0]["start"] - slot_at) < 1e-3 and block[0]["collection"].startswith(("slot", "pre-roll"))
     film = next(a for a in block if a["path"] and a["path"].endswith("Film (2001).mkv"))
     assert film["collection"].startswith("slot") and film["start"] - slot_at <= 2.0  # after a bumper
-    assert checked >= 6, checked
+    assert checked >= 4, checked
 
 
 RELOAD = SMALL_PROFILE.replace("{", "{{").replace("}", "}}") + """

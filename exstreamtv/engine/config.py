@@ -311,7 +311,7 @@ class ScheduleEntry:
 
 @dataclass
 class SlotEntry:
-    at: str = _spec(doc="HH:MM, the server's local time")
+    at: str = _spec(doc="HH:MM (or HH:MM:SS), the server's local time")
     collection: CollectionSpec = _spec()
     days: list[str] = _spec(factory=lambda: list(WEEKDAYS))
     mode: str = _spec("sequential", choices=("sequential", "shuffle", "random"))
@@ -320,18 +320,18 @@ class SlotEntry:
     flood: bool = False
 
     def __post_init__(self) -> None:
-        m = re.fullmatch(r"(\d{1,2}):(\d{2})", self.at.strip())
-        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
-            raise ValueError(f"at must be HH:MM (00:00-23:59), got {self.at!r}")
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", self.at.strip())
+        if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59 or int(m.group(3) or 0) > 59:
+            raise ValueError(f"at must be HH:MM or HH:MM:SS (00:00-23:59:59), got {self.at!r}")
         bad = [d for d in self.days if d.lower()[:3] not in WEEKDAYS]
         if bad or not self.days:
             raise ValueError(f"days must be some of {', '.join(WEEKDAYS)}, got {self.days!r}")
         self.days = [d.lower()[:3] for d in self.days]
 
     @property
-    def minute_of_day(self) -> int:
-        h, m = self.at.strip().split(":")
-        return int(h) * 60 + int(m)
+    def second_of_day(self) -> int:
+        parts = [int(x) for x in self.at.strip().split(":")] + [0]
+        return parts[0] * 3600 + parts[1] * 60 + parts[2]
 
 
 @dataclass
@@ -606,12 +606,12 @@ def _check_programming(cfg: Config, ch: ChannelConfig, node: Any, i: int, w: _Wh
     seq = node.get("slots") if node is not None else None
     for j, s in enumerate(ch.slots):
         for d in s.days:
-            other = seen.get((d, s.minute_of_day))
+            other = seen.get((d, s.second_of_day))
             if other is not None:
                 n = seq[j] if isinstance(seq, list) and j < len(seq) else None
                 raise ConfigError(f"{w.at(_line_of_node(n) if n is not None else None, f'channels[{i}].slots[{j}]')}"
                                   f": overlaps slots[{other}] ({d} {s.at})")
-            seen[(d, s.minute_of_day)] = j
+            seen[(d, s.second_of_day)] = j
 
 
 def _check_channels(cfg: Config, root: Any, w: _Where, base_dir: Path) -> None:

@@ -145,8 +145,9 @@ class Builder:
                 if wd not in s.days:
                     continue
                 lt_s = time.localtime(base + 43200)
-                at = time.mktime((lt_s.tm_year, lt_s.tm_mon, lt_s.tm_mday, s.minute_of_day // 60,
-                                  s.minute_of_day % 60, 0, 0, 0, -1))
+                sod = s.second_of_day
+                at = time.mktime((lt_s.tm_year, lt_s.tm_mon, lt_s.tm_mday, sod // 3600, sod // 60 % 60, sod % 60,
+                                  0, 0, -1))
                 if at >= t - 1e-6 and (best is None or at < best[0]):
                     best = (at, i)
             if best is not None:
