@@ -40,7 +40,7 @@ from .onair.lineup import library_items
 from .pipeline.normal_cache import NormalisedCache
 from .programming.playout import Playout
 from .programming.service import Programming
-from .library.manager import LibraryManager
+from .library.manager import LibraryManager, release_freed_memory
 from .onair.lineup import LineupPart, compose
 from .onair.schedule import Schedule
 from .admission import TUNER_KINDS
@@ -188,6 +188,7 @@ class Engine:
         self.libraries.start_interval()
         self.cache.start()
         self.want_cached()
+        release_freed_memory()  # start-up's transient objects (caches read from JSON)
         self.started_mono = self.clock.monotonic()
         self.started_wall = self.clock.time()
         loop = asyncio.get_running_loop()

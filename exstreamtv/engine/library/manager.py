@@ -23,6 +23,18 @@ log = logging.getLogger("exstreamtv.library")
 STATE_VERSION = 1
 
 
+def release_freed_memory() -> None:
+    """Ask glibc to return freed heap pages to the system (large JSON loads leave many)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class UnknownLibrary(KeyError):
     def __str__(self) -> str:
         return f"unknown library {self.args[0]!r}"
@@ -59,6 +71,10 @@ class LibraryManager:
     # ------------------------------------------------------------ state
     def load(self, only: list[str] | None = None) -> None:
         """What the last scans found (instant: no file is opened but the state files)."""
+        self._load(only)
+        release_freed_memory()  # the JSON's transient objects: give the pages back
+
+    def _load(self, only: list[str] | None = None) -> None:
         for name, cfg in self.configs.items():
             if only is not None and name not in only:
                 continue
@@ -142,6 +158,9 @@ class LibraryManager:
         self.libraries[name] = lib
         try:
             await asyncio.to_thread(self._save, lib)
+            # saved: the library's state file holds what the probe cache knew of its files
+            if self.probe.forget(set(lib.items)):
+                self.probe.flush()
         except OSError as exc:
             self.events.emit("library_warning", f"library {name}: cannot save its state: {exc}", None,
                              level=logging.WARNING)

@@ -5,8 +5,32 @@ guide read it, the state file keeps it."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any
+
+
+_STREAMS: dict[tuple, dict] = {}
+
+
+def shared_streams(streams) -> tuple:
+    """One dict per distinct stream description (a library's files mostly share a few): 20,000
+    items then hold references, not 40,000 copies."""
+    out = []
+    for st in streams:
+        key = tuple(sorted(st.items()))
+        hit = _STREAMS.get(key)
+        if hit is None:
+            hit = _STREAMS[key] = {k: (sys.intern(v) if isinstance(v, str) else v) for k, v in st.items()}
+        out.append(hit)
+    return tuple(out)
+
+
+_TUPLES: dict[tuple, tuple] = {}
+
+
+def _shared_tuple(t: tuple) -> tuple:
+    return _TUPLES.setdefault(t, t)
 
 
 @dataclass(slots=True)
@@ -72,10 +96,16 @@ class Item:
         kw = {k: v for k, v in d.items() if k in names}
         for k in ("episodes", "genres", "studios"):
             kw[k] = tuple(kw.get(k) or ())
-        kw["streams"] = tuple(kw.get("streams") or ())
+        kw["streams"] = shared_streams(kw.get("streams") or ())
         kw["chapters"] = tuple(kw.get("chapters") or ())
         kw["subtitle_files"] = tuple(tuple(x) for x in kw.get("subtitle_files") or ())
-        kw["sidecars"] = tuple(tuple(x) for x in kw.get("sidecars") or ())
+        # what episodes of a show share (its NFO, poster, name, genres) is held once
+        kw["sidecars"] = tuple((sys.intern(p), m) for p, m in kw.get("sidecars") or ())
+        for k in ("library", "kind", "show", "title", "mpaa", "poster", "fanart", "aired"):
+            if isinstance(kw.get(k), str):
+                kw[k] = sys.intern(kw[k])
+        for k in ("genres", "studios"):
+            kw[k] = _shared_tuple(tuple(sys.intern(g) for g in kw[k]))
         return cls(**kw)
 
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..config import LibraryConfig, normalise_language
 from ..onair.media import MEDIA_EXTENSIONS, MediaError, MediaInfo, MediaProbe
-from .model import Item, Library
+from .model import Item, Library, shared_streams
 from .naming import parse_episode, parse_movie, season_of_folder, tidy
 from .nfo import Nfo, NfoError, read_nfo
 
@@ -261,7 +261,8 @@ def make_item(library: str, kind: str, f: Found, sc: Sidecars, info: MediaInfo, 
               nfo_cache: dict, warnings: dict[str, str]) -> Item:
     """Metadata in order of precedence: NFO sidecars, then embedded tags, then names."""
     tag = info.tag
-    it = Item(f.path, library, kind, info.duration, info.has_video, info.has_audio, info.cover, streams=info.streams,
+    it = Item(f.path, library, kind, info.duration, info.has_video, info.has_audio, info.cover,
+              streams=shared_streams(info.streams),
               chapters=info.chapters, gop=info.gop,
               subtitle_files=tuple(sc.subtitles), size=f.size, mtime=f.mtime, sidecars=sc.signature,
               poster=sc.poster, fanart=sc.fanart)

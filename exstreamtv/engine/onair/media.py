@@ -274,6 +274,19 @@ class MediaProbe:
             return None
         return round(max(b - a for a, b in zip(keys, keys[1:])), 3)
 
+    def forget(self, paths: set[str]) -> int:
+        """Drop these files' entries (a library's saved state holds them now): a 20,000-file library
+        is not kept twice in memory. Returns how many were dropped."""
+        gone = [k for k in self._cache if k.split("|", 1)[1].rsplit("|", 2)[0] in paths] if paths else []
+        for k in gone:
+            del self._cache[k]
+        for p in paths:
+            self._by_path.pop(p, None)
+        if gone:
+            self._by_inode.clear()
+            self._dirty = True
+        return len(gone)
+
     def correct_duration(self, path: str, duration: float) -> None:
         """The file really ends earlier than probed (an incomplete download): remember that."""
         try:
