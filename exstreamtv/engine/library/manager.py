@@ -194,16 +194,26 @@ class LibraryManager:
         out = []
         for name, lib in self.libraries.items():
             cfg = self.configs[name]
-            kinds: dict[str, int] = {}
-            for it in lib.items.values():
-                kinds[it.kind] = kinds.get(it.kind, 0) + 1
+            kinds, shows = self._counts(lib)
             scan = self.scans.get(name)
             out.append({"name": name, "kind": lib.kind, "paths": cfg.paths, "items": len(lib.items),
-                        "counts": kinds, "shows": len(lib.shows()), "problems": len(lib.problems),
+                        "counts": kinds, "shows": shows, "problems": len(lib.problems),
                         "warnings": len(lib.warnings), "last_scan": lib.last_scan,
                         "last_scan_seconds": lib.last_scan_seconds, "scanning": self.scanning(name),
                         "scan": scan.snapshot() if scan is not None else None})
         return out
+
+    def _counts(self, lib: Library) -> tuple[dict[str, int], int]:
+        """Items per kind and the number of shows, counted once per version (the console asks each second)."""
+        cached = lib.__dict__.get("_counts")
+        if cached is not None and cached[0] == (lib.version, len(lib.items)):
+            return cached[1]
+        kinds: dict[str, int] = {}
+        for it in lib.items.values():
+            kinds[it.kind] = kinds.get(it.kind, 0) + 1
+        value = (kinds, len(lib.by_show()))
+        lib.__dict__["_counts"] = ((lib.version, len(lib.items)), value)
+        return value
 
     def detail(self, name: str) -> dict[str, Any]:
         lib = self.get(name)
