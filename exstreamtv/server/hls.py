@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from ..engine.admission import AdmissionRefused
 from ..engine.engine import Engine
-from ..engine.hls_viewers import HlsUnavailable
+from ..engine.stream.hls_viewers import HlsUnavailable
 from .stream import RETRY_AFTER, STATUS
 
 CORS = {"Access-Control-Allow-Origin": "*"}  # any web player may use the streams (they are public as .ts too)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import admission
-from .admission import Admission, AdmissionRefused, Refused
-from .sessions import SessionState, host_of
-from .stream.hls import Segment, Segmenter
+from .. import admission
+from ..admission import Admission, AdmissionRefused, Refused
+from ..sessions import SessionState, host_of
+from .hls import Segment, Segmenter
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from ..engine import Engine
 
 
 class HlsUnavailable(Exception):
