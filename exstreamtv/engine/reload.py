@@ -64,7 +64,7 @@ async def apply(engine: "Engine", new: Config) -> dict[str, Any]:
     added = sorted(set(target) - set(current))
     removed = sorted(set(current) - set(target))
     changed = sorted(n for n in set(current) & set(target) if current[n] != target[n])
-    if new.channels:
+    if new.channels or not engine.demo:  # (the demo channels stay until a config names channels)
         engine.config.channels = list(new.channels)
         engine.demo = False
     engine.config.libraries = new.libraries
