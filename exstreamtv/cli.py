@@ -70,6 +70,7 @@ class EmbeddedBackend:
     def __init__(self, cfg: Config, data_dir: Path, host: str | None = None, port: int | None = None) -> None:
         self.cfg, self.data_dir, self.host, self.port = cfg, data_dir, host, port
         self.handle = None
+        self.engine = None  # kept after stop: leftovers are killed even if a stop failed half-way
 
     async def start(self):
         from .engine.control import ControlUnavailable, LocalControl
@@ -86,21 +87,22 @@ class EmbeddedBackend:
         except BaseException:
             await engine.stop()
             raise
-        self.handle = handle
+        self.handle, self.engine = handle, engine
         return LocalControl(engine, handle.urls)
 
     async def stop(self, status=None) -> None:
-        if self.handle is None:
+        handle, self.handle = self.handle, None  # once: a second stop (say, after a failure) does nothing
+        if handle is None:
             return
         if status is not None:
-            status(f"ending viewer streams and {self.handle.engine.pool.running} FFmpeg process(es)…")
-        await self.handle.stop()
+            status(f"ending viewer streams and {handle.engine.pool.running} FFmpeg process(es)…")
+        await handle.stop()
         if status is not None:
-            status(f"stopped; {self.handle.engine.pool.running} FFmpeg processes left")
+            status(f"stopped; {handle.engine.pool.running} FFmpeg processes left")
 
     def kill_leftovers(self) -> None:
-        if self.handle is not None and self.handle.engine.pool.running:
-            self.handle.engine.pool.kill_all_now()
+        if self.engine is not None and self.engine.pool.running:
+            self.engine.pool.kill_all_now()
 
 
 class AttachedBackend:

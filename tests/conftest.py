@@ -35,6 +35,8 @@ streaming:
   readahead_seconds: 2.0
 process_pool:
   cpu_guard: false  # a loaded test machine must not refuse channels (tests/test_copy.py turns it on)
+hdhr:
+  discovery_enabled: false  # port 65001 is fixed: only the tests of discovery and the control port take it
 """
 
 
@@ -158,6 +160,25 @@ async def server(tmp_path: Path, ffmpeg: FFmpegBinary):
         yield factory
     finally:
         await factory.close()
+
+
+@pytest.fixture
+async def embedded(tmp_path: Path):
+    """``embedded(cfg)``: the console's own engine and server (as ``exstreamtv`` runs them), stopped at
+    the end of the test even when it fails, so nothing it listens on outlives the test."""
+    from exstreamtv.cli import EmbeddedBackend
+
+    made: list[EmbeddedBackend] = []
+
+    def make(cfg: Config) -> EmbeddedBackend:
+        made.append(EmbeddedBackend(cfg, tmp_path / "data", "127.0.0.1", 0))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for backend in made:
+            await backend.stop()
 
 
 async def capture(client: httpx.AsyncClient, path: str, seconds: float, stop_reading_after: float | None = None,

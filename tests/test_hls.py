@@ -197,7 +197,8 @@ async def test_hdhomerun_tuner_paths_and_control_port(server, media):
     """``/auto/vN`` streams, ``/tunerI/vN`` names a tuner, and Debian's hdhomerun_config reads
     variables over the TCP control port; malformed control packets only close that connection."""
     assert shutil.which("hdhomerun_config"), "hdhomerun-config is installed by .ci/run"
-    r = await server(small_config([channel(1, "One", media["long"])]))
+    r = await server(small_config([channel(1, "One", media["long"])], "hdhr:\n  discovery_enabled: true\n"))
+
     def get(name: str) -> str:
         # by address: found by id, the tuner is looked for by broadcast, and this server listens on loopback
         out = subprocess.run(["hdhomerun_config", "127.0.0.1", "get", name], capture_output=True, text=True, timeout=20)

@@ -167,7 +167,7 @@ def test_discovery_packets_round_trip_and_bad_ones_are_named():
 async def test_hdhomerun_config_discovers_the_server(server, media):
     """Debian's hdhomerun_config (libhdhomerun) finds the tuner over UDP and reads its base URL."""
     assert shutil.which("hdhomerun_config"), "hdhomerun-config is installed by .ci/run"
-    r = await server(small_config([channel(1, "One", media["a"])]))
+    r = await server(small_config([channel(1, "One", media["a"])], "hdhr:\n  discovery_enabled: true\n"))
     out = await asyncio.to_thread(subprocess.run, ["hdhomerun_config", "discover", "127.0.0.1"],
                                   capture_output=True, text=True, timeout=20)
     assert f"hdhomerun device {r.engine.hdhr_device_id} found at 127.0.0.1" in out.stdout, out.stdout + out.stderr

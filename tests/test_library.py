@@ -326,14 +326,13 @@ async def test_scan_command_offline_then_through_the_running_server(server, libr
     assert out.returncode == 0 and f"on {r.base}" in out.stdout and "films: 2 item(s)" in out.stdout, out
 
 
-async def test_console_libraries_view_scans_and_lists_problems(library, tmp_path):
-    from exstreamtv.cli import EmbeddedBackend
+async def test_console_libraries_view_scans_and_lists_problems(library, tmp_path, embedded):
     from exstreamtv.tui.app import ConsoleApp
 
     from .test_console import until
 
     cfg = parse_config(config(library), "<test>", env={})
-    app = ConsoleApp(EmbeddedBackend(cfg, tmp_path / "data", "127.0.0.1", 0), refresh_seconds=0.3, config=cfg)
+    app = ConsoleApp(embedded(cfg), refresh_seconds=0.3, config=cfg)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.control is not None, what="engine start")
         engine = app.handle.engine

@@ -361,8 +361,7 @@ def test_chapter_marks_are_probed(ffmpeg, tmp_path):
     assert parse_probe_output(str(out), err).chapters == (2.0, 4.0)
 
 
-async def test_console_upcoming_view_and_reload_key(ffmpeg, tmp_path):
-    from exstreamtv.cli import EmbeddedBackend
+async def test_console_upcoming_view_and_reload_key(ffmpeg, tmp_path, embedded):
     from exstreamtv.engine.config import load_config
     from exstreamtv.tui.app import ConsoleApp
 
@@ -379,7 +378,7 @@ channels:
 """
     cfg_file.write_text(body)
     cfg = load_config(cfg_file, env={})
-    app = ConsoleApp(EmbeddedBackend(cfg, tmp_path / "data", "127.0.0.1", 0), refresh_seconds=0.3, config=cfg)
+    app = ConsoleApp(embedded(cfg), refresh_seconds=0.3, config=cfg)
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: app.control is not None, what="engine start")
         engine = app.handle.engine
