@@ -80,3 +80,21 @@ def test_timestamps_wrap_at_33_bits(segments):
     tl = scan_timeline(blob)
     assert tl.backwards == 0
     assert tl.video_pts[-1] > (1 << 33) / CLOCK  # unwrapped across the wrap
+
+
+def test_output_items_are_runs_of_one_pes(segments):
+    """The splicer hands the pacer one item per PES (its first packet and the continuation run), not
+    one per packet; inside a run nothing starts a PES or carries a PCR, and no packet is lost."""
+    s, out = splice([(segments[0], True)])
+    assert sum(len(p.data) for p in out) == len(segments[0])
+    assert len(out) * 4 < len(segments[0]) // TS
+    runs = 0
+    for p in out:
+        d = p.data
+        assert len(d) % TS == 0
+        assert len({((d[i + 1] & 0x1F) << 8) | d[i + 2] for i in range(0, len(d), TS)}) == 1
+        for i in range(TS, len(d), TS):
+            runs += 1
+            assert not d[i + 1] & 0x40
+            assert not (d[i + 3] & 0x20 and d[i + 4] >= 7 and d[i + 5] & 0x10)
+    assert runs > 0

@@ -133,7 +133,7 @@ def parse_pmt(p: bytes | bytearray, info: PacketInfo) -> list[tuple[int, int]]:
 
 @dataclass(slots=True)
 class OutPacket:
-    data: bytearray
+    data: bytearray  # one TS packet, or a PES's run of continuation packets (one PID, no PCR)
     time: int  # unwrapped 90 kHz output time of the PES this packet belongs to (pacing)
     keyframe: bool  # first packet of a video keyframe
     pid: int = 0
@@ -152,13 +152,15 @@ class ContinuityCounter:
         self._cc: dict[int, int] = {}
 
     def stamp(self, p: bytearray) -> None:
+        """Number the packet(s) in ``p``: one, or a run of one PID's packets (the splicer's items)."""
         pid = ((p[1] & 0x1F) << 8) | p[2]
-        if p[3] & 0x10:  # has payload
-            cc = (self._cc.get(pid, -1) + 1) & 0x0F
+        cc = self._cc.get(pid, -1)
+        for i in range(3, len(p), TS):
+            if p[i] & 0x10:  # has payload: the counter moves on
+                cc = (cc + 1) & 0x0F
+            p[i] = (p[i] & 0xF0) | (cc if cc >= 0 else 0)
+        if cc >= 0:
             self._cc[pid] = cc
-        else:
-            cc = self._cc.get(pid, 0)
-        p[3] = (p[3] & 0xF0) | cc
 
     def stamp_as_last(self, packets: bytes) -> bytes:
         """Copies of PSI packets carrying each PID's latest counter, so a joining viewer's header

@@ -15,7 +15,7 @@ from typing import Callable
 
 from .broadcaster import Broadcaster
 from ..clock import Clock
-from .mpegts import CLOCK, ContinuityCounter, OutPacket, StreamEnd, track_end
+from .mpegts import CLOCK, TS, ContinuityCounter, OutPacket, StreamEnd, track_end
 
 
 class Pacer:
@@ -144,9 +144,9 @@ class Pacer:
         n = len(pending)
         first = from_segment if from_segment is not None else -1
         cut = next((i for i, p in enumerate(pending) if p.segment >= first and p.clean), n)
+        dropped = 0
         while len(pending) > cut:
-            pending.pop()
-        dropped = n - len(pending)
+            dropped += len(pending.pop().data) // TS
         self.dropped_packets += dropped
         self._space.set()
         return dropped

@@ -30,8 +30,8 @@ import bisect
 from dataclasses import dataclass, field
 
 from . import aac
-from .mpegts import (CLOCK, HALF, PTS_MOD, TS, VIDEO_STREAM_TYPES, OutPacket, StreamEnd, parse_header, parse_pat,
-                     parse_pmt, pes_packets, pes_timestamps, read_pcr, track_end, write_pcr_base, write_ts)
+from .mpegts import (CLOCK, HALF, PTS_MOD, TS, VIDEO_STREAM_TYPES, OutPacket, PacketInfo, StreamEnd, parse_header,
+                     parse_pat, parse_pmt, pes_packets, pes_timestamps, read_pcr, track_end, write_pcr_base, write_ts)
 
 MAX_REORDER = 8  # video frames that may wait for an earlier-presented frame before we stop waiting
 MAX_FILL = 10 * CLOCK  # longest hole in the sound filled with silence
@@ -164,7 +164,22 @@ class Splicer:
         n = len(buf)
         i = 0
         out: list[OutPacket] = []
+        es_pids = self.es_pids
+        open_pes = seg.open_pes
+        queue = seg.queue
         while i + TS <= n:
+            if (seg.offset is not None and buf[i] == 0x47 and buf[i + 3] & 0x30 == 0x10 and not buf[i + 1] & 0x40
+                    and queue):
+                # fast path, most packets: a PES continues (payload only, no PCR) right after its last queued part
+                pes = open_pes.get(((buf[i + 1] & 0x1F) << 8) | buf[i + 2])
+                if pes is not None and queue[-1].pes is pes and not pes.drop and not pes.trim \
+                        and pes.pid in es_pids:
+                    if pes.payload is not None:
+                        pes.payload += buf[i + 4:i + TS]
+                    queue[-1].data += buf[i:i + TS]
+                    seg.cur_time = pes.time
+                    i += TS
+                    continue
             if buf[i] != 0x47:
                 j = buf.find(b"\x47", i + 1)
                 seg.sync_losses += 1
@@ -202,7 +217,7 @@ class Splicer:
             if (self.es_pids and self.es_pids <= seg.first_ts.keys()) or len(seg.prebuffer) >= self.MAX_PREBUFFER:
                 self._start(out)
             return
-        self._rewrite(p)
+        self._rewrite(p, info)
         self._drain(out)
 
     def _start(self, out: list[OutPacket]) -> None:
@@ -210,7 +225,7 @@ class Splicer:
         seg = self._seg
         pending, seg.prebuffer = seg.prebuffer, []
         for q in pending:
-            self._rewrite(q)
+            self._rewrite(q, parse_header(q))
         self._drain(out)
 
     def _fix_offset(self, out: list[OutPacket]) -> None:
@@ -275,9 +290,8 @@ class Splicer:
             seg.audio_drop[pid] = m
             seg.audio_shift[pid] = prev.end - (begin + m * dur)
 
-    def _rewrite(self, p: bytearray) -> None:
+    def _rewrite(self, p: bytearray, info: PacketInfo) -> None:
         seg = self._seg
-        info = parse_header(p)
         pid = info.pid
         offset = seg.offset or 0
         if info.pcr_at >= 0:
@@ -420,27 +434,33 @@ class Splicer:
             pkt = OutPacket(item.data, item.time, item.keyframe, pes.pid, True, pts=pes.pts, dur=pes.dur,
                             frame=pes.frame, segment=self.segments, clean=clean)
         else:
+            data = item.data
+            pid = ((data[1] & 0x1F) << 8) | data[2]
+            if pes is not None and out and not (data[3] & 0x20 and data[4] >= 7 and data[5] & 0x10):
+                last = out[-1]
+                if last.pid == pid and last.segment == self.segments and last.time == item.time:
+                    # the rest of the PES it continues (no PCR to check): one item, not one per packet
+                    last.data += data
+                    return
             clean = pes is None and seg.released.whole
-            pid = ((item.data[1] & 0x1F) << 8) | item.data[2]
-            pkt = OutPacket(item.data, item.time, item.keyframe, pid, False, segment=self.segments, clean=clean)
+            pkt = OutPacket(data, item.time, item.keyframe, pid, False, segment=self.segments, clean=clean)
         self._emit_packet(pkt, out)
 
     def _emit_packet(self, pkt: OutPacket, out: list[OutPacket]) -> None:
         if pkt.time > self.last_time:
             self.last_time = pkt.time
         p = pkt.data
-        info = parse_header(p)
-        if info.pcr_at >= 0:  # PCR never steps back at a splice
-            pcr = read_pcr(p, info.pcr_at)
+        if p[3] & 0x20 and p[4] >= 7 and p[5] & 0x10:  # a PCR (at 6): it never steps back at a splice
+            pcr = read_pcr(p, 6)
             if self.last_pcr is not None:
                 d = (pcr - self.last_pcr) % PTS_MOD
                 if d == 0 or d >= HALF:
                     pcr = (self.last_pcr + 1) % PTS_MOD
-                    write_pcr_base(p, info.pcr_at, pcr)
+                    write_pcr_base(p, 6, pcr)
             self.last_pcr = pcr
         if pkt.pid == 0:
             self.pat = bytes(p)
-        elif pkt.pid == self.pmt_pid and info.pusi:
+        elif pkt.pid == self.pmt_pid and p[1] & 0x40:
             self.pmt = bytes(p)
         if pkt.pes_start:
             track_end(self.ends, pkt, pkt.pid == self.video_pid)
