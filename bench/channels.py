@@ -23,7 +23,7 @@ import httpx
 
 from common import ServerProcess, ViewerStats, raise_fd_limit, viewer
 
-from exstreamtv.engine.pipeline.ffmpeg_binary import find_ffmpeg
+from exstreamtv.engine.ffmpeg.binary import find_ffmpeg
 
 
 def make_sources(root: Path) -> tuple[Path, Path]:

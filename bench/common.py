@@ -35,7 +35,7 @@ ffmpeg:
 
 def make_test_clip(path: Path, seconds: float) -> Path:
     """A testsrc2 + tone clip at the small profile (what the chaos and recovery benches play)."""
-    from exstreamtv.engine.pipeline.ffmpeg_binary import find_ffmpeg
+    from exstreamtv.engine.ffmpeg.binary import find_ffmpeg
 
     subprocess.run([find_ffmpeg().path, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=15", "-f",
                     "lavfi", "-i", "sine=f=440", "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",

@@ -25,7 +25,7 @@ import httpx
 
 from common import SMALL_PROFILE, ServerProcess, ViewerStats, viewer
 
-from exstreamtv.engine.pipeline.ffmpeg_binary import find_ffmpeg
+from exstreamtv.engine.ffmpeg.binary import find_ffmpeg
 
 NFO = ("<?xml version='1.0' encoding='UTF-8'?><episodedetails><title>Episode {e} of {show}</title>"
        "<season>{s}</season><episode>{e}</episode><plot>In which things happen, as they do in episode {e}."

@@ -27,7 +27,7 @@ import httpx
 from common import ROOT, SMALL_PROFILE, ServerProcess
 
 sys.path.insert(0, str(ROOT))
-from exstreamtv.engine.pipeline.ffmpeg_binary import find_ffmpeg  # noqa: E402
+from exstreamtv.engine.ffmpeg.binary import find_ffmpeg  # noqa: E402
 from tests.frames import classify_frames  # noqa: E402
 
 FF = find_ffmpeg().path

@@ -26,7 +26,7 @@ import httpx
 from common import SMALL_PROFILE, ServerProcess, make_test_clip, raise_fd_limit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from exstreamtv.engine.pipeline.ffmpeg_binary import find_ffmpeg  # noqa: E402
+from exstreamtv.engine.ffmpeg.binary import find_ffmpeg  # noqa: E402
 from exstreamtv.engine.stream.mpegts import TS, parse_header, pes_timestamps  # noqa: E402
 from tests.frames import classify_frames  # noqa: E402
 

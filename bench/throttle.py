@@ -39,7 +39,7 @@ channels:
 
 def noisy_clip(folder: Path) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from exstreamtv.engine.pipeline.ffmpeg_binary import find_ffmpeg
+    from exstreamtv.engine.ffmpeg.binary import find_ffmpeg
 
     clip = folder / "noise.mp4"
     subprocess.run([find_ffmpeg().path, "-v", "error", "-y", "-f", "lavfi", "-i",

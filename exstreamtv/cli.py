@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .engine.config import Config, ConfigError, load_config
-from .engine.pipeline.ffmpeg_binary import FFmpegNotFound
+from .engine.ffmpeg.binary import FFmpegNotFound
 
 DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "exstreamtv"
 

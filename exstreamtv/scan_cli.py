@@ -23,7 +23,7 @@ from .engine.config import Config
 from .engine.events import EventLog
 from .engine.library.manager import LibraryManager
 from .engine.onair.media import MediaProbe
-from .engine.pipeline.ffmpeg_binary import find_ffmpeg
+from .engine.ffmpeg.binary import find_ffmpeg
 
 
 def run_scan(names: list[str], cfg: Config, data_dir: Path, connect: str | None, token: str | None) -> int:

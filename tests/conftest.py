@@ -16,7 +16,7 @@ import pytest
 
 from exstreamtv.engine.config import ChannelConfig, Config, parse_config
 from exstreamtv.engine.engine import Engine
-from exstreamtv.engine.pipeline.ffmpeg_binary import FFmpegBinary, find_ffmpeg
+from exstreamtv.engine.ffmpeg.binary import FFmpegBinary, find_ffmpeg
 from exstreamtv.server.runner import ServerHandle
 
 SMALL_PROFILE = """

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 from exstreamtv.engine.onair.schedule import ScheduleItem
-from exstreamtv.engine.pipeline.copy_policy import decide
-from exstreamtv.engine.pipeline.ffmpeg_command import OutputProfile
+from exstreamtv.engine.ffmpeg.copy_policy import decide
+from exstreamtv.engine.ffmpeg.command import OutputProfile
 
 from .conftest import channel, decode, small_config
 from .test_continuity import assert_seamless

@@ -11,7 +11,7 @@ from exstreamtv.engine.config import CircuitBreakerConfig, HealthConfig, Streami
 from exstreamtv.engine.guards.health import HealthMonitor, HealthStatus
 from exstreamtv.engine.stream.mpegts import CLOCK, OutPacket
 from exstreamtv.engine.stream.pacer import Pacer
-from exstreamtv.engine.pipeline.progress import ProgressSample
+from exstreamtv.engine.ffmpeg.progress import ProgressSample
 from exstreamtv.engine.state.store import Store
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exstreamtv.engine.pipeline.ffmpeg_command import FileSource, OutputProfile, program_command
+from exstreamtv.engine.ffmpeg.command import FileSource, OutputProfile, program_command
 from exstreamtv.engine.onair.media import MediaError, parse_probe_output, scan_lineup
 from exstreamtv.engine.stream.mpegts import scan_timeline
 

@@ -25,8 +25,8 @@ from .onair.demo import ensure_demo_media
 from .pipeline.error_screens import ErrorScreenConfig, ErrorScreenMessage, get_error_screen_generator
 from .events import Event, EventLog
 from .onair.guide import GuideCache
-from .pipeline.ffmpeg_binary import FFmpegBinary, find_ffmpeg
-from .pipeline.ffmpeg_command import OutputProfile, drawtext
+from .ffmpeg.binary import FFmpegBinary, find_ffmpeg
+from .ffmpeg.command import OutputProfile, drawtext
 from .hdhr import load_device_id
 from .guards.health import HealthMonitor, HealthStatus
 from .loop_lag import LoopLagMonitor

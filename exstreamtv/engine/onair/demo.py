@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 from ..config import ChannelConfig
-from ..pipeline.ffmpeg_command import drawclock, drawtext
+from ..ffmpeg.command import drawclock, drawtext
 
 log = logging.getLogger("exstreamtv.demo")
 

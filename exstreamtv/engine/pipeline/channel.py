@@ -25,21 +25,21 @@ from ..guards.circuit_breaker import CircuitBreaker
 from ..clock import Clock
 from ..config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, HlsConfig, StreamingConfig
 from ..events import EventLog
-from .ffmpeg_command import FileSource, OutputProfile, copy_command, program_command
+from ..ffmpeg.command import FileSource, OutputProfile, copy_command, program_command
 from ..stream.mpegts import CLOCK
 from ..stream.hls import Segmenter, first_sequence
 from ..stream.pacer import Pacer
 from ..stream.splicer import Splicer
 from ..guards.process_pool import ManagedProcess, ProcessPoolManager
-from .progress import ProgressSample
+from ..ffmpeg.progress import ProgressSample
 from ..guards.restart_guard import RestartDecision
 from .recovery import Recovery
 from ..onair.schedule import Schedule, Slot
 from .channel_state import ChannelState
 from .segment import OnAir, SegmentOutcome, SegmentPlan, SegmentRunner
 from .standby import Standby
-from .copy_policy import decide
-from .stream_choice import choose_audio, choose_subtitles
+from ..ffmpeg.copy_policy import decide
+from ..ffmpeg.stream_choice import choose_audio, choose_subtitles
 
 log = logging.getLogger("exstreamtv.channel")
 

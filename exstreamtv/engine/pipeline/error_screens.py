@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator
 
-from .ffmpeg_command import (LavfiSource, OutputProfile, color_value, drawclock, drawtext, find_font,
+from ..ffmpeg.command import (LavfiSource, OutputProfile, color_value, drawclock, drawtext, find_font,
                              lavfi_command, safe_path)
 
 log = logging.getLogger("exstreamtv.error_screens")
@@ -170,7 +170,7 @@ class ErrorScreenGenerator:
 
     def _ffmpeg(self) -> str:
         if self.ffmpeg_path is None:
-            from .ffmpeg_binary import find_ffmpeg
+            from ..ffmpeg.binary import find_ffmpeg
 
             self.ffmpeg_path = find_ffmpeg().path
         return self.ffmpeg_path

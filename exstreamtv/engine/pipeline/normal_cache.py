@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .ffmpeg_command import FileSource, program_command
+from ..ffmpeg.command import FileSource, program_command
 
 if TYPE_CHECKING:
     from ..engine import Engine

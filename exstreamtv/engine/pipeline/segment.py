@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..stream.mpegts import CLOCK
 from ..guards.process_pool import ManagedProcess, SpawnRejected
-from .progress import ProgressParser, ProgressSample
+from ..ffmpeg.progress import ProgressParser, ProgressSample
 from .channel_state import ChannelState
 from ..onair.schedule import Slot
 

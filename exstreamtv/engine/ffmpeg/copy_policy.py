@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..onair.schedule import ScheduleItem
-from .ffmpeg_command import OutputProfile
+from .command import OutputProfile
 
 COPYABLE_PROFILES = {"constrained baseline", "baseline", "main", "high"}
 LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "quad": 4, "5.0": 5, "5.1": 6, "5.1(side)": 6, "7.1": 8}
