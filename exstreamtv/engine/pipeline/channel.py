@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
-import os
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -25,7 +23,7 @@ from ..guards.circuit_breaker import CircuitBreaker
 from ..clock import Clock
 from ..config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, HlsConfig, StreamingConfig
 from ..events import EventLog
-from ..ffmpeg.command import FileSource, OutputProfile, copy_command, program_command
+from ..ffmpeg.command import OutputProfile
 from ..stream.mpegts import CLOCK
 from ..stream.hls import Segmenter, first_sequence
 from ..stream.pacer import Pacer
@@ -33,13 +31,13 @@ from ..stream.splicer import Splicer
 from ..guards.process_pool import ManagedProcess, ProcessPoolManager
 from ..ffmpeg.progress import ProgressSample
 from ..guards.restart_guard import RestartDecision
+from .planning import Planning
+from .readings import Readings
 from .recovery import Recovery
-from ..onair.schedule import Schedule, Slot
+from ..onair.schedule import Schedule
 from .channel_state import ChannelState
 from .segment import OnAir, SegmentOutcome, SegmentPlan, SegmentRunner
 from .standby import Standby
-from ..ffmpeg.copy_policy import decide
-from ..ffmpeg.stream_choice import choose_audio, choose_subtitles
 
 log = logging.getLogger("exstreamtv.channel")
 
@@ -77,7 +75,7 @@ class Viewer:
         return self.broadcaster.available(self.cursor, limit)
 
 
-class Channel(SegmentRunner, Recovery):
+class Channel(SegmentRunner, Recovery, Planning, Readings):
     def __init__(self, cfg: ChannelConfig, host: ChannelHost, breaker: CircuitBreaker,
                  streaming: StreamingConfig, ffcfg: FFmpegConfig, schedule: Schedule | None,
                  unavailable_reason: str | None = None) -> None:
@@ -167,18 +165,6 @@ class Channel(SegmentRunner, Recovery):
         self.base_items = list(schedule.items) if schedule else []
         if not self.running:
             self._set_state(ChannelState.IDLE if schedule else ChannelState.UNAVAILABLE)
-
-    def report_media_problem(self, path: str, reason: str) -> None:
-        """A file that is skipped: kept for the API and console, an event (once per file and reason),
-        and ``last_error``. Never a channel failure (no breaker count)."""
-        if self.media_problems.get(path) == reason:
-            return
-        if len(self.media_problems) >= 500 and path not in self.media_problems:
-            self.media_problems.pop(next(iter(self.media_problems)))
-        self.media_problems[path] = reason
-        self.last_error = f"{path}: {reason}"
-        self.host.events.emit("media_problem", f"channel {self.number}: skipping {path}: {reason}", self.number,
-                              level=logging.WARNING, path=path, reason=reason)
 
     # ------------------------------------------------------------ viewers
     @property
@@ -329,107 +315,6 @@ class Channel(SegmentRunner, Recovery):
         if cur is not None and cur.returncode is None and self.current_plan and self.current_plan.kind == "program":
             self.host.pool.kill_now(cur, "slate")
 
-    # ------------------------------------------------------------ planning
-    def _air_time(self) -> float:
-        assert self.pacer is not None and self.splicer is not None
-        return self.pacer.air_time_of(self.splicer.next_start())
-
-    def plan_program(self, previous: SegmentPlan | None = None, previous_outcome: SegmentOutcome | None = None,
-                     ahead: float = 0.0) -> SegmentPlan:
-        """What airs next: the schedule's programme at the air time of the next frame (plus ``ahead``:
-        a standby that airs after an error screen is planned for when it will air)."""
-        assert self.schedule is not None
-        air = self._air_time() + ahead
-        slot = self.schedule.at(air)
-        if slot.remaining < 0.5:
-            slot = self.schedule.at(slot.end + 1e-3)
-        item = slot.item
-        if slot.kind == "slate":  # a playout's gap that no filler fits: the channel's slate, then what is next
-            nxt = self.schedule.at(slot.end + 1e-3)
-            argv = self.host.error_screen_command(self, "slate", slot.remaining, {
-                "title": nxt.item.title[:120] if nxt.kind != "slate" else self.name,
-                "subtitle": f"at {time.strftime('%H:%M', time.localtime(slot.end))}", "visual_mode": "slate",
-                "audio_mode": "silent"})
-            return SegmentPlan("program", slot, argv or [], item.title)
-        audio = choose_audio(item.streams, self.cfg.audio_languages)
-        subs = choose_subtitles(item.streams, item.subtitle_files, self.cfg.subtitles) if item.has_video else None
-        src = FileSource(item.path, slot.seek + slot.offset, slot.remaining, item.has_video, item.has_audio, item.cover,
-                         audio, subs)
-        profile = self.profile
-        decision = decide(item, profile, audio, subs is not None, self.cfg.copy)
-        if not decision.copy and subs is None and audio == 0 and profile == self.host.profile \
-                and self.host.cache_applies(self, item):
-            cached = self.host.cache.lookup(item, self.host.clock.time())
-            if cached is not None:  # normalised once in the background: aired by copy
-                src = FileSource(cached, slot.seek + slot.offset, slot.remaining)
-                return SegmentPlan("program", slot, copy_command(self.host.ffmpeg_path, src), item.title,
-                                   "copy (normalised cache)")
-        if not decision.copy and not self._encode_admitted:
-            if self.host.capacity.refuse_encode():  # no CPU headroom for another encode: viewers see why
-                self.host.events.emit("capacity_refused", f"channel {self.number}: not started: the CPU has no room "
-                                      f"for another encoding channel ({decision.reason})", self.number,
-                                      level=logging.WARNING)
-                argv = self.host.error_screen_command(self, "at capacity", 10.0, {
-                    "title": "Server at capacity", "subtitle": "This channel starts as soon as there is room"})
-                if argv:
-                    return SegmentPlan("error_screen", None, argv, "Server at capacity")
-            self._encode_admitted = True
-        argv = copy_command(self.host.ffmpeg_path, src) if decision.copy else \
-            program_command(self.host.ffmpeg_path, src, profile)
-        return SegmentPlan("program", slot, argv, item.title, decision.reason)
-
-    def file_problem(self, plan: SegmentPlan) -> str | None:
-        """A cheap look before spawning: is the programme's file there and not empty?"""
-        if plan.slot is not None and plan.slot.kind == "slate":
-            return None
-        if plan.slot is None:
-            return None
-        try:
-            st = os.stat(plan.slot.item.path)
-        except FileNotFoundError:
-            return "file not found (deleted or renamed)"
-        except OSError as exc:
-            return f"cannot read file ({exc.strerror or exc})"
-        if st.st_size == 0:
-            return "empty file (0 bytes)"
-        return None
-
-    def _reschedule(self, schedule: Schedule | None, why: str) -> None:
-        """The schedule changed at run time (a file skipped, a programme shorter than probed):
-        the guide follows, and the new epoch is stored so a restart keeps it."""
-        if schedule is None:
-            self.schedule = None
-            self._unavailable_reason = f"nothing playable left: {why}"
-            self.host.events.emit("channel_unavailable", f"channel {self.number}: {self._unavailable_reason}",
-                                  self.number, level=logging.WARNING)
-            return
-        self.schedule = schedule
-        self.host.schedule_changed(self, schedule)
-        nxt = schedule.at(self._air_time() + 1e-3)
-        self.host.events.emit("schedule_changed", f"channel {self.number}: {why}; \"{nxt.item.title}\" airs now "
-                              "and the guide follows", self.number)
-
-    def skip_programme(self, plan: SegmentPlan, reason: str) -> None:
-        """The programme's file cannot be played: report it and start the next one now (no failure)."""
-        assert plan.slot is not None and self.schedule is not None
-        path = plan.slot.item.path
-        self.report_media_problem(path, reason)
-        self.skipped_airings += 1
-        self._reschedule(self.schedule.without(path, self._air_time()), f"skipped {path} ({reason})")
-
-    def programme_ended_early(self, plan: SegmentPlan, real_duration: float) -> None:
-        """The file ends before its probed length (an incomplete download): the next programme
-        starts now, the guide follows, and the probe cache learns the real length."""
-        assert plan.slot is not None and self.schedule is not None
-        item = plan.slot.item
-        self.short_airings += 1
-        self.host.correct_duration(item.path, real_duration)
-        self.host.events.emit("media_short", f"channel {self.number}: {item.path} ends at {real_duration:.1f}s, "
-                              f"not {item.duration:.1f}s as probed", self.number, level=logging.WARNING,
-                              path=item.path)
-        self._reschedule(self.schedule.shortened(plan.slot.index, real_duration, self._air_time()),
-                         f"{item.title} ended {item.duration - real_duration:.1f}s early")
-
     def _cut_to_air(self, from_segment: int | None = None) -> None:
         """Drop encoded-but-unsent media so what comes next airs at once (failure, slate, return).
 
@@ -522,61 +407,6 @@ class Channel(SegmentRunner, Recovery):
         cur = self.current
         if cur is not None and cur.returncode is None:
             await self.host.pool.terminate(cur, "channel stopped")
-
-    # ------------------------------------------------------------ reading
-    def windowed_speed(self, seconds: float) -> float | None:
-        """FFmpeg's speed over the last ``seconds`` (FFmpeg's own figure is since the process
-        started, so always low in its first seconds); None without two samples in the window."""
-        w = self.speed_window
-        if len(w) < 2:
-            return None
-        end_t, end_out = w[-1]
-        start = next(((t, o) for t, o in w if t >= end_t - seconds), w[0])
-        span = end_t - start[0]
-        return (end_out - start[1]) / span if span >= 1.0 else None
-
-    def buffer_left(self) -> float:
-        """Seconds of media the channel holds beyond what is on air now (what viewers can still be
-        fed while FFmpeg is slow or stalled)."""
-        p = self.pacer
-        if p is None or not p.pending:
-            return 0.0 if p is None or p.position() is None else max(0.0, (p.released_time - p.position()) / CLOCK)
-        pos = p.position()
-        return max(0.0, (p.pending[-1].time - (pos if pos is not None else p.pending[0].time)) / CLOCK)
-
-    def now_playing(self) -> Slot | None:
-        return self.schedule.at(self.host.clock.time()) if self.schedule else None
-
-    def snapshot(self) -> dict[str, Any]:
-        slot = self.now_playing()
-        b = self.broadcaster
-        return {
-            "number": self.number,
-            "name": self.name,
-            "group": self.cfg.group,
-            "logo": self.cfg.logo,
-            "state": self.state.value,
-            "viewers": self.viewers,
-            "now_playing": None if slot is None else {
-                "title": slot.item.title, "start": slot.start, "end": slot.end,
-                "offset_seconds": round(slot.offset, 3), "path": slot.item.path},
-            "on_air": None if self.on_air is None else {
-                "kind": self.on_air.kind, "title": self.on_air.title, "start": self.on_air.start,
-                "end": self.on_air.end},
-            "pid": self.current.pid if self.current is not None and self.current.returncode is None else None,
-            "restarts": self.restarts,
-            "failures": self.failures,
-            "last_error": self.last_error or self.unavailable_reason or "",
-            "bytes_out": b.total_bytes if b is not None else 0,
-            "buffered_seconds": round(b.buffered_seconds, 3) if b is not None else 0.0,
-            "hls": self.hls.snapshot() if self.hls is not None else None,
-            "transcode": self.transcode,
-            "uptime_seconds": round(self.host.clock.monotonic() - self.started_at, 3)
-            if self.started_at is not None and self.running else 0.0,
-            "ffmpeg": {"fps": self.progress.fps, "speed": self.progress.speed,
-                       "bitrate_kbps": self.progress.bitrate_kbps, "drop_frames": self.progress.drop_frames,
-                       "dup_frames": self.progress.dup_frames, "out_time": self.progress.out_time},
-        }
 
 
 __all__ = ["Channel", "ChannelState", "Viewer", "SegmentPlan", "SegmentOutcome", "Standby"]
