@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
 import os
 import sqlite3
 import logging
@@ -26,9 +25,8 @@ from .pipeline.error_screens import ErrorScreenConfig, ErrorScreenMessage, get_e
 from .events import Event, EventLog
 from .onair.guide import GuideCache
 from .ffmpeg.binary import FFmpegBinary, find_ffmpeg
-from .ffmpeg.command import OutputProfile, drawtext
-from .hdhr import load_device_id
-from .guards.health import HealthMonitor, HealthStatus
+from .ffmpeg.command import OutputProfile
+from .guards.health import HealthMonitor
 from .loop_lag import LoopLagMonitor
 from .onair.media import MediaProbe
 from .onair.scan import ScanProgress
@@ -37,12 +35,13 @@ from .guards.restart_guard import RestartDecision, RestartGuard
 from .guards.capacity import Capacity
 from .library.artwork import Artwork
 from .onair.lineups import ChannelLineups
+from .iptv import IptvFeeds
+from .guards.autoheal import AutoHeal
 from .pipeline.normal_cache import NormalisedCache
 from .programming.playout import Playout
 from .programming.service import Programming
 from .library.manager import LibraryManager, release_freed_memory
 from .onair.schedule import Schedule
-from .admission import TUNER_KINDS
 from .stream.hls_viewers import HlsViewers
 from .sessions import SessionManager
 from .state.store import Store
@@ -79,7 +78,7 @@ def encode_cost_guess(profile: OutputProfile) -> float:
     return 40.0 * profile.width * profile.height * profile.fps / (1280 * 720 * 30) * PRESET_COST.get(profile.preset, 1)
 
 
-class Engine(ChannelLineups):
+class Engine(ChannelLineups, IptvFeeds, AutoHeal):
     STARTUP_SCAN_WAIT = 1.5  # seconds start() waits for the background probe before serving anyway
     def __init__(self, config: Config, data_dir: Path, clock: Clock | None = None,
                  readings: SystemReadings | None = None, ffmpeg: FFmpegBinary | None = None) -> None:
@@ -380,85 +379,6 @@ class Engine(ChannelLineups):
         self.events.emit("error_screen", f"error screen on air on channel {ch.number} for {seconds:g}s "
                          "(operator)", ch.number, seconds=seconds)
 
-    # ------------------------------------------------------------ IPTV clients
-    @property
-    def hdhr_device_id(self) -> str:
-        if self._device_id is None:
-            stored = self.store.meta("hdhr_device_id") if self.store is not None else None
-            self._device_id = stored or load_device_id(self.data_dir)
-            if self.store is not None and not stored:
-                self.store.set_meta("hdhr_device_id", self._device_id)
-        return self._device_id
-
-    def hdhr_channels_in_use(self) -> set[int]:
-        return {s.channel_id for s in self.sessions.sessions(include_disconnected=False) if s.kind in TUNER_KINDS}
-
-    def tuners(self) -> list[dict[str, Any] | None]:
-        """What each emulated tuner carries (None: free): the channels HDHomeRun and HLS viewers use."""
-        live = [s for s in self.sessions.sessions(include_disconnected=False) if s.kind in TUNER_KINDS]
-        now = self.clock.monotonic()
-        out: list[dict[str, Any] | None] = []
-        for number in sorted({s.channel_id for s in live})[:self.config.hdhr.tuner_count]:
-            mine = [s for s in live if s.channel_id == number]
-            ch = self.channels.get(number)
-            out.append({"channel": number, "name": ch.name if ch else str(number),
-                        "clients": sorted({s.client_addr.rsplit(":", 1)[0] for s in mine}),
-                        "bps": round(sum(s.current_rate_bps(now) for s in mine))})
-        return out + [None] * (self.config.hdhr.tuner_count - len(out))
-
-    async def logo(self, channel_id: int) -> tuple[bytes, str]:
-        """The channel's logo: the configured file, else a PNG made once from its number and name."""
-        ch = self.channel(channel_id)
-        if ch.cfg.logo:
-            path = Path(ch.cfg.logo)
-            kind = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml",
-                    ".gif": "image/gif", ".webp": "image/webp"}.get(path.suffix.lower(), "application/octet-stream")
-            return await asyncio.to_thread(path.read_bytes), kind
-        digest = hashlib.sha1(f"{ch.number}|{ch.name}".encode()).hexdigest()
-        out = self.data_dir / "logos" / f"{ch.number}-{digest[:10]}.png"
-        if not out.exists():
-            # single flight: parallel requests for an uncached logo wait for one render
-            pending = self._logo_renders.get(out)
-            if pending is None:
-                pending = asyncio.ensure_future(self._render_logo(ch, digest, out))
-                self._logo_renders[out] = pending
-                pending.add_done_callback(lambda _f, key=out: self._logo_renders.pop(key, None))
-            await asyncio.shield(pending)
-        return await asyncio.to_thread(out.read_bytes), "image/png"
-
-    async def _render_logo(self, ch: Channel, digest: str, out: Path) -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        text = out.with_suffix(".txt")
-        tmp = out.with_suffix(".tmp.png")
-        text.write_text(f"{ch.number}\n{ch.name[:24]}", encoding="utf-8")
-        hue = int(digest[:2], 16) / 255
-        r, g, b = (int(40 + 120 * abs(((hue * 6 + k) % 6) - 3) / 3) for k in (0, 4, 2))
-        vf = drawtext(text, 34, "white", "(w-tw)/2", "(h-th)/2")
-        argv = [self.ffmpeg_path, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                f"color=c=0x{r:02x}{g:02x}{b:02x}:s=256x256,{vf}", "-frames:v", "1", "-f", "image2", str(tmp)]
-        try:
-            rc, err = await self._run_tool("logo")(argv)
-            if rc != 0 or not tmp.exists():
-                raise RuntimeError(f"could not make a logo for channel {ch.number}: {err.strip()[-200:]}")
-            os.replace(tmp, out)  # whole or not at all
-        finally:
-            text.unlink(missing_ok=True)
-            tmp.unlink(missing_ok=True)
-
-    async def guide_xml(self, base: str) -> bytes:
-        """The XMLTV document for clients that reach us at ``base`` (cached per minute, built off the loop)."""
-        def artwork_url(path: str) -> str | None:
-            key = self.artwork.key_of(path)
-            return f"{base}/artwork/{key}.jpg" if key else None
-
-        return await self.guide.get(base, self.clock.time(), self.config.guide.hours, self.guide_channels(base),
-                                    artwork_url)
-
-    def guide_channels(self, base: str) -> list[tuple[int, str, str, Schedule | None]]:
-        return [(ch.number, ch.name, f"{base}/iptv/logos/{ch.number}.png", ch.schedule,
-                 ch.cfg.filler is not None and ch.cfg.filler.guide == "merged")
-                for ch in sorted(self.channels.values(), key=lambda c: c.number)]
-
     # ------------------------------------------------------------ backups
     async def backup_now(self) -> Path:
         cfg = self.config.database_backup
@@ -474,67 +394,6 @@ class Engine(ChannelLineups):
                 await self.backup_now()
             except Exception as exc:
                 self.events.emit("backup_failed", f"database backup failed: {exc}", None, level=logging.ERROR)
-
-    # ------------------------------------------------------------ health and auto-heal
-    async def _health_loop(self) -> None:
-        interval = self.auto_heal.check_interval_seconds
-        last_want = self.clock.monotonic()
-        while True:
-            await asyncio.sleep(interval)
-            if self.clock.monotonic() - last_want > 60:  # the cache follows the channels' next day
-                last_want = self.clock.monotonic()
-                try:
-                    self.want_cached()
-                except Exception:
-                    log.exception("cache queueing failed")
-            try:
-                self.check_health()
-            except Exception:
-                log.exception("health check failed")
-
-    def sample_capacity(self) -> None:
-        """What each running channel's FFmpeg costs now, by how it airs (copy or encode)."""
-        per_channel = []
-        for ch in self.channels.values():
-            cur = ch.current
-            if ch.running and cur is not None and cur.returncode is None and ch.current_plan is not None \
-                    and ch.current_plan.kind == "program" and ch.transcode:
-                stats = self.pool.readings.process_stats(cur.pid)
-                if stats is not None:
-                    per_channel.append(("copy" if ch.transcode.startswith("copy") else "encode", stats[1]))
-        self.capacity.sample(per_channel)
-
-    def check_health(self) -> None:
-        """Sample every running channel; auto-heal unhealthy ones (and hot-swap degraded ones)."""
-        now, wall = self.clock.monotonic(), self.clock.time()
-        try:
-            self.sample_capacity()
-        except Exception:
-            log.exception("capacity sample failed")
-        for ch in self.channels.values():
-            if not ch.running:
-                continue
-            status = self.health.sample(ch, now, wall)
-            if not self.auto_heal.enabled:
-                continue
-            bad, degraded = self.health.streaks(ch.number)
-            if status is HealthStatus.UNHEALTHY and bad >= 2:
-                reason = "unhealthy: " + "; ".join(self.health.reasons(ch.number))
-                if ch.fail_current(reason):  # recovery (error screen + guarded restart) follows
-                    self.events.emit("auto_heal", f"channel {ch.number} {reason}; recovering", ch.number,
-                                     level=logging.WARNING)
-                self.health.reset(ch.number)
-            elif status is HealthStatus.DEGRADED and degraded >= 5 and self.auto_heal.hot_swap_enabled:
-                self.request_channel_restart(ch.number, source="auto_heal", reason="degraded", hot=True)
-                self.health.reset(ch.number)
-
-    def health_report(self, channel_id: int, history_limit: int = 300, viewers: int | None = None
-                      ) -> dict[str, Any]:
-        ch = self.channel(channel_id)
-        if viewers is None:
-            viewers = self.sessions.live_count(ch.number)
-        return self.health.report(ch, viewers, self.breakers[ch.number].snapshot().to_dict(),
-                                  self.clock.monotonic(), history_limit)
 
     # ------------------------------------------------------------ reading
     def uptime(self) -> float:
