@@ -12,125 +12,21 @@ stalled, and releases processes that ran too long.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import enum
 import logging
 import os
-import resource
 import signal
-import sys
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Callable
 
 from ..clock import Clock
 from ..config import ProcessPoolConfig
 from ..events import EventLog
+from .spawning import Spawner, _own_group, default_spawner
+from .system_readings import PsutilReadings, SystemReadings
 from .token_bucket import TokenBucket
 
 log = logging.getLogger("exstreamtv.pool")
-
-
-# ---------------------------------------------------------------- system readings
-
-class SystemReadings(Protocol):
-    def memory_percent(self) -> float: ...
-
-    def memory_available_bytes(self) -> int: ...
-
-    def fd_limit(self) -> int: ...
-
-    def fd_used(self) -> int: ...
-
-    def process_stats(self, pid: int) -> tuple[int, float] | None: ...
-
-
-class PsutilReadings:
-    """Real readings through psutil (per-process CPU needs a cached Process object)."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self._procs: dict[int, Any] = {}
-        self._self = psutil.Process()
-
-    def memory_percent(self) -> float:
-        return float(self._psutil.virtual_memory().percent)
-
-    def memory_available_bytes(self) -> int:
-        return int(self._psutil.virtual_memory().available)
-
-    def fd_limit(self) -> int:
-        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-    def fd_used(self) -> int:
-        try:
-            return self._self.num_fds()
-        except Exception:
-            return len(os.listdir("/proc/self/fd"))
-
-    def cpu_percent(self) -> float:
-        """The machine's CPU use since the last call, percent of all cores."""
-        return float(self._psutil.cpu_percent(None))
-
-    def process_stats(self, pid: int) -> tuple[int, float] | None:
-        psutil = self._psutil
-        try:
-            p = self._procs.get(pid)
-            if p is None:
-                p = self._procs[pid] = psutil.Process(pid)
-                p.cpu_percent(None)
-            return int(p.memory_info().rss), float(p.cpu_percent(None))
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            self._procs.pop(pid, None)
-            return None
-
-    def forget(self, pid: int) -> None:
-        self._procs.pop(pid, None)
-
-
-# ---------------------------------------------------------------- spawning
-
-_libc = None
-if sys.platform.startswith("linux"):
-    try:
-        _libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:  # pragma: no cover
-        _libc = None
-PR_SET_PDEATHSIG = 1
-
-
-def _child_setup(parent_pid: int) -> Callable[[], None]:
-    """Runs in the child between fork and exec: die with the parent, even after kill -9."""
-
-    def setup() -> None:
-        if _libc is not None:
-            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return setup
-
-
-async def default_spawner(argv: list[str], *, stdin: int | None = asyncio.subprocess.DEVNULL,
-                          stdout: int | None = asyncio.subprocess.PIPE,
-                          stderr: int | None = asyncio.subprocess.PIPE) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *argv, stdin=stdin, stdout=stdout, stderr=stderr,
-        start_new_session=True, preexec_fn=_child_setup(os.getpid()), limit=1 << 16,
-    )
-
-
-Spawner = Callable[..., Awaitable[asyncio.subprocess.Process]]
-
-
-def _own_group(pid: int) -> bool:
-    """Our spawner puts every child in a new session (pgid == pid); other children of the
-    process (a test's or an embedding app's own FFmpeg) are left alone."""
-    try:
-        return os.getpgid(pid) == pid
-    except OSError:
-        return False
 
 
 class RejectReason(str, enum.Enum):
