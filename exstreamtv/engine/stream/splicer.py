@@ -12,7 +12,7 @@ The rules at every splice (programme change, crash to error screen, return, hot 
 - **Picture.** The new segment's first frame is presented one frame after the last frame
   presented before it, and decoded after the last one decoded: presentation times rise by
   one frame, decode times only go forward. A video frame is released only once every frame
-  presented before it has arrived (``_Frontier``), so a cut (a crash, or the pacer dropping
+  presented before it has arrived (``Frontier``), so a cut (a crash, or the pacer dropping
   what is not yet on air) never leaves a frame that waits for pictures that were cut away;
   frames before a segment's first keyframe, or presented before it, are dropped.
 - **Sound.** The end of a stream is where its last frames really end: the AAC frames in
@@ -26,84 +26,13 @@ The rules at every splice (programme change, crash to error screen, return, hot 
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field
 
 from . import aac
+from .splice_state import Pes, Queued, SegmentState
 from .mpegts import (CLOCK, HALF, PTS_MOD, TS, VIDEO_STREAM_TYPES, OutPacket, PacketInfo, StreamEnd, parse_header,
                      parse_pat, parse_pmt, pes_packets, pes_timestamps, read_pcr, track_end, write_pcr_base, write_ts)
 
-MAX_REORDER = 8  # video frames that may wait for an earlier-presented frame before we stop waiting
 MAX_FILL = 10 * CLOCK  # longest hole in the sound filled with silence
-
-
-class _Frontier:
-    """Presentation times seen so far: ``value`` is the latest time up to which none is missing."""
-
-    def __init__(self) -> None:
-        self.value: int | None = None
-        self.ahead: list[int] = []
-
-    def add(self, pts: int, dur: int) -> None:
-        if self.value is None:
-            self.value = pts
-            return
-        if pts <= self.value:
-            return
-        bisect.insort(self.ahead, pts)
-        step = dur + dur // 2 if dur > 0 else 0
-        while self.ahead and (self.ahead[0] <= self.value + step or len(self.ahead) > MAX_REORDER):
-            self.value = max(self.value, self.ahead.pop(0))
-
-    @property
-    def whole(self) -> bool:
-        return not self.ahead
-
-
-@dataclass(slots=True)
-class _Pes:
-    pid: int
-    complete: bool = False
-    drop: bool = False
-    time: int = 0  # output DTS (the pacing time)
-    pts: int = -1
-    dur: int = 0
-    frame: int = 0
-    video: bool = False
-    payload: bytearray | None = None  # audio: collected to count its frames
-    trim: bool = False  # audio overlapping what was sent: its leading frames are cut when complete
-
-
-@dataclass(slots=True)
-class _Queued:
-    data: bytearray
-    time: int
-    keyframe: bool
-    pes: _Pes | None
-    first: bool  # the PES's first packet
-
-
-@dataclass
-class _Segment:
-    rest: bytes = b""
-    offset: int | None = None
-    prebuffer: list[bytearray] = field(default_factory=list)
-    first_ts: dict[int, int] = field(default_factory=dict)  # raw first DTS per PID
-    first_pts: dict[int, int] = field(default_factory=dict)  # raw first PTS per PID
-    unwrap_ref: dict[int, tuple[int, int]] = field(default_factory=dict)  # pid -> (raw, unwrapped)
-    open_pes: dict[int, _Pes] = field(default_factory=dict)
-    queue: list[_Queued] = field(default_factory=list)
-    cur_time: int | None = None  # output time of the latest packet (PSI packets inherit it)
-    arrived: _Frontier = field(default_factory=_Frontier)  # video frames received
-    released: _Frontier = field(default_factory=_Frontier)  # video frames handed on
-    video_floor: int | None = None  # presentation time of the first keyframe
-    video_dts: int | None = None
-    video_dur: int = 0
-    audio_drop: dict[int, int] = field(default_factory=dict)  # leading audio frames to drop (overlap)
-    audio_shift: dict[int, int] = field(default_factory=dict)  # audio moved by under half a frame
-    bytes_in: int = 0
-    sync_losses: int = 0
-    dropped_frames: int = 0
 
 
 class Splicer:
@@ -122,7 +51,7 @@ class Splicer:
         self.last_time = 0  # highest output time emitted
         self.last_pcr: int | None = None
         self._adts: dict[int, bytes] = {}  # per audio PID: an ADTS header of its stream
-        self._seg = _Segment()
+        self._seg = SegmentState()
         self.segments = 0
         self.segment_start: int | None = None
         self.silence_frames = 0  # filled in, over the splicer's life
@@ -140,7 +69,7 @@ class Splicer:
         return max(e.end for e in self.ends.values())
 
     def begin_segment(self) -> None:
-        self._seg = _Segment()
+        self._seg = SegmentState()
         self.segments += 1
         self.segment_start = None  # output time where this segment's media begins
 
@@ -304,14 +233,14 @@ class Splicer:
             write_pcr_base(p, info.pcr_at, u + offset)
         keyframe = False
         first = False
-        pes: _Pes | None = None
+        pes: Pes | None = None
         time = seg.cur_time if seg.cur_time is not None else self.last_time
         if pid in self.es_pids and info.has_payload:
             if info.pusi:
                 prev = seg.open_pes.get(pid)
                 if prev is not None:
                     self._complete(prev)
-                pes = seg.open_pes[pid] = _Pes(pid, video=pid == self.video_pid)
+                pes = seg.open_pes[pid] = Pes(pid, video=pid == self.video_pid)
                 first = True
                 pts, dts, pts_at, dts_at = pes_timestamps(p, info.payload_start)
                 if pts is not None:
@@ -345,9 +274,9 @@ class Splicer:
             if pes.drop or pes.trim:
                 return
         seg.cur_time = time
-        seg.queue.append(_Queued(p, time, keyframe, pes, first))
+        seg.queue.append(Queued(p, time, keyframe, pes, first))
 
-    def _admit_video(self, pes: _Pes, keyframe: bool) -> None:
+    def _admit_video(self, pes: Pes, keyframe: bool) -> None:
         """Frames before the segment's first keyframe, or presented before it, cannot be decoded."""
         seg = self._seg
         if seg.video_floor is None:
@@ -369,7 +298,7 @@ class Splicer:
         v = self.ends.get(self.video_pid) if self.video_pid is not None else None
         return v.dur if v is not None else 0
 
-    def _complete(self, pes: _Pes) -> None:
+    def _complete(self, pes: Pes) -> None:
         pes.complete = True
         if pes.video and not pes.drop:  # only whole frames count: a torn one is never sent
             self._seg.arrived.add(pes.pts, pes.dur)
@@ -384,7 +313,7 @@ class Splicer:
                 self._trim(pes)
             pes.payload = None
 
-    def _trim(self, pes: _Pes) -> None:
+    def _trim(self, pes: Pes) -> None:
         """Cut the leading frames of an audio PES that overlap the sound already sent; queue the rest."""
         seg = self._seg
         assert pes.payload is not None
@@ -397,11 +326,11 @@ class Splicer:
             return
         fdur = aac.SAMPLES_PER_FRAME * CLOCK // rate
         pts = pes.pts + k * fdur
-        rest = _Pes(pes.pid, complete=True, time=pts, pts=pts, dur=(len(frames) - k) * fdur, frame=fdur)
+        rest = Pes(pes.pid, complete=True, time=pts, pts=pts, dur=(len(frames) - k) * fdur, frame=fdur)
         for j, data in enumerate(pes_packets(pes.pid, pts, b"".join(frames[k:]))):
-            seg.queue.append(_Queued(data, pts, False, rest, j == 0))
+            seg.queue.append(Queued(data, pts, False, rest, j == 0))
 
-    def _ready(self, item: _Queued) -> bool:
+    def _ready(self, item: Queued) -> bool:
         pes = item.pes
         if pes is None:
             return True
@@ -421,7 +350,7 @@ class Splicer:
         if k:
             del q[:k]
 
-    def _emit(self, item: _Queued, out: list[OutPacket]) -> None:
+    def _emit(self, item: Queued, out: list[OutPacket]) -> None:
         pes = item.pes
         seg = self._seg
         if pes is not None and item.first:
