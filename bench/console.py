@@ -21,7 +21,7 @@ from pathlib import Path
 from common import SMALL_PROFILE, make_test_clip
 
 from exstreamtv.engine.config import parse_config
-from exstreamtv.engine.control import LocalControl
+from exstreamtv.engine.local_control import LocalControl
 from exstreamtv.engine.engine import Engine
 from exstreamtv.tui.app import ConsoleApp
 

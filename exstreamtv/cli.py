@@ -73,7 +73,8 @@ class EmbeddedBackend:
         self.engine = None  # kept after stop: leftovers are killed even if a stop failed half-way
 
     async def start(self):
-        from .engine.control import ControlUnavailable, LocalControl
+        from .engine.control import ControlUnavailable
+        from .engine.local_control import LocalControl
         from .engine.engine import Engine
         from .server.runner import ServerHandle, ServerStartError
 

@@ -20,8 +20,8 @@ import json
 import time
 from typing import Any
 
-from ..engine.control import LocalControl, SnapshotQuery
-from ..engine.engine import Engine
+from ..engine.control import SnapshotQuery
+from ..engine.local_control import LocalControl
 from ..engine.log_ring import log_ring
 
 HEARTBEAT = 15.0
@@ -67,7 +67,7 @@ def snapshot_json(control: LocalControl, params: Any, token_required: bool) -> b
     return json.dumps(body, default=str).encode()
 
 
-async def event_stream(engine: Engine, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def event_stream(control: LocalControl, scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The SSE endpoint as a plain ASGI handler (a long-lived response, like a viewer's)."""
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
     query = dict(p.split("=", 1) for p in scope.get("query_string", b"").decode("latin-1").split("&") if "=" in p)
@@ -91,9 +91,9 @@ async def event_stream(engine: Engine, scope: dict[str, Any], receive: Any, send
         await send({"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True})
         while not gone.is_set():
             parts: list[str] = []
-            for ev in engine.events.since(ev_id, 500):
-                ev_id = ev.id
-                parts.append(f"id: {ev_id}:{log_seq}\nevent: ev\ndata: {json.dumps(ev.to_dict(), default=str)}\n\n")
+            for ev in control.events(ev_id, 500):
+                ev_id = ev["id"]
+                parts.append(f"id: {ev_id}:{log_seq}\nevent: ev\ndata: {json.dumps(ev, default=str)}\n\n")
             for seq, created, level, name, text in ring.since(log_seq):
                 log_seq = seq
                 if name == "exstreamtv.events":

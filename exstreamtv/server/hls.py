@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..engine.admission import AdmissionRefused
-from ..engine.engine import Engine
 from ..engine.stream.hls_viewers import HlsUnavailable
+from .common import control
 from .stream import RETRY_AFTER, STATUS
 
 CORS = {"Access-Control-Allow-Origin": "*"}  # any web player may use the streams (they are public as .ts too)
@@ -41,28 +41,29 @@ def _client(request: Request) -> tuple[str, str]:
     return addr, request.headers.get("user-agent", "")
 
 
-def hls_routes(engine: Engine) -> list[Route]:
-    async def playlist(request: Request) -> Response:
-        addr, ua = _client(request)
-        try:
-            text, target = await engine.hls.playlist(request.path_params["n"], addr, ua)
-        except AdmissionRefused as exc:
-            return _refused(exc)
-        except HlsUnavailable as exc:
-            return _unavailable(exc)
-        return Response(text, media_type="application/vnd.apple.mpegurl",
-                        headers={**CORS, "Cache-Control": f"public, max-age=0, s-maxage={target}"})
+async def playlist(request: Request) -> Response:
+    addr, ua = _client(request)
+    try:
+        text, target = await control(request).hls_playlist(request.path_params["n"], addr, ua)
+    except AdmissionRefused as exc:
+        return _refused(exc)
+    except HlsUnavailable as exc:
+        return _unavailable(exc)
+    return Response(text, media_type="application/vnd.apple.mpegurl",
+                    headers={**CORS, "Cache-Control": f"public, max-age=0, s-maxage={target}"})
 
-    async def segment(request: Request) -> Response:
-        addr, ua = _client(request)
-        try:
-            seg = await engine.hls.segment(request.path_params["n"], request.path_params["seq"], addr, ua)
-        except AdmissionRefused as exc:
-            return _refused(exc)
-        except HlsUnavailable as exc:
-            return _unavailable(exc)
-        headers: dict[str, Any] = {**CORS, "Cache-Control": "public, max-age=86400, immutable"}
-        return Response(seg.data, media_type="video/mp2t", headers=headers)
 
-    return [Route("/hls/channels/{n}/live.m3u8", playlist, methods=["GET", "HEAD"]),
-            Route("/hls/channels/{n}/{seq:int}.ts", segment, methods=["GET", "HEAD"])]
+async def segment(request: Request) -> Response:
+    addr, ua = _client(request)
+    try:
+        seg = await control(request).hls_segment(request.path_params["n"], request.path_params["seq"], addr, ua)
+    except AdmissionRefused as exc:
+        return _refused(exc)
+    except HlsUnavailable as exc:
+        return _unavailable(exc)
+    headers: dict[str, Any] = {**CORS, "Cache-Control": "public, max-age=86400, immutable"}
+    return Response(seg.data, media_type="video/mp2t", headers=headers)
+
+
+ROUTES = [Route("/hls/channels/{n}/live.m3u8", playlist, methods=["GET", "HEAD"]),
+          Route("/hls/channels/{n}/{seq:int}.ts", segment, methods=["GET", "HEAD"])]

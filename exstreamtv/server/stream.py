@@ -17,7 +17,7 @@ from typing import Any
 
 from ..engine import admission
 from ..engine.admission import Refused
-from ..engine.engine import Engine
+from ..engine.local_control import LocalControl
 from .protocol import abort_now
 
 log = logging.getLogger("exstreamtv.stream")
@@ -70,21 +70,19 @@ def header(scope: dict[str, Any], name: bytes) -> str:
 
 
 class StreamEndpoint:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, control: LocalControl) -> None:
+        self.control = control
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any, number: str, hdhr: bool = False) -> None:
-        engine = self.engine
         if scope["method"] not in ("GET", "HEAD"):
             await send_json(send, 405, {"error": "Method not allowed", "detail": "use GET"},
                             [(b"allow", b"GET, HEAD")])
             return
         try:
             if scope["method"] == "HEAD":
-                admission.check(engine, number, hdhr)
+                self.control.tune_check(number, hdhr)
             else:
-                admitted = await admission.admit(engine, number, client_addr(scope), header(scope, b"user-agent"),
-                                                 hdhr)
+                admitted = await self.control.tune(number, client_addr(scope), header(scope, b"user-agent"), hdhr)
         except admission.AdmissionRefused as refusal:
             headers = [(k.encode(), v.encode()) for k, v in refusal.extra.items()]
             if refusal.retry_after_seconds is not None and refusal.reason in RETRY_AFTER:
@@ -112,7 +110,7 @@ class StreamEndpoint:
         stream.on_end(on_end)
 
         async def pump() -> None:
-            limit_send_buffer(send, self.engine.config.streaming.socket_send_buffer_bytes)
+            limit_send_buffer(send, self.control.config.streaming.socket_send_buffer_bytes)
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"video/mp2t"), (b"cache-control", b"no-cache, no-store"),
                                     (b"connection", b"close"), (b"x-session-id", stream.session_id.encode())]})
