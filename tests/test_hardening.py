@@ -368,9 +368,9 @@ def test_connection_churn_does_not_push_failures_out_of_the_event_log():
 
 
 async def test_slow_bodies_and_huge_headers_are_refused(server, media, monkeypatch):
-    from exstreamtv.server import app as app_module
+    from exstreamtv.server import common
 
-    monkeypatch.setattr(app_module, "BODY_TIMEOUT", 1.0)
+    monkeypatch.setattr(common, "BODY_TIMEOUT", 1.0)
     r = await server(small_config([channel(1, "One", media["long"])]))
     reader, writer = await asyncio.open_connection("127.0.0.1", r.handle.port)
     writer.write(b"POST /api/channels/1/error-screen HTTP/1.1\r\nHost: 127.0.0.1\r\n"

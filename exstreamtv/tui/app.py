@@ -1,8 +1,9 @@
-"""The operations console: a Textual app that runs the engine and the HTTP server in its own loop.
+"""The operations console: a Textual app handed its backend by the command line.
 
 The app only renders ``EngineSnapshot``s and sends commands through an ``EngineControl``
-(``engine/control.py``); it never reaches into engine objects. When started without a
-control it builds the engine and server itself and runs them as tasks of Textual's loop.
+(``engine/control.py``); it never reaches into engine objects and never builds a server. The
+backend gives it the control: ``EmbeddedBackend`` (``cli.py``) runs the engine and the HTTP
+server in this process, ``AttachedBackend`` reaches a running server over HTTP.
 """
 
 from __future__ import annotations
@@ -11,49 +12,24 @@ import asyncio
 import logging
 import sys
 import time
-from functools import partial
 from typing import Any
 
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Static
 
 from ..engine.config import Config
 from ..engine.control import (ConsoleBackend, ControlInfo, ControlUnavailable, EngineControl, EngineSnapshot,
                               SnapshotQuery)
+from .commands import ChannelCommands
 from .formatting import human_duration, progress_bar
 from .screens import ConfirmScreen, ErrorScreenPreview, HelpScreen, ShutdownScreen
 from .table import VirtualTable
 from .widgets import ChannelsTable, EventsLog, HealthPanel, KeyedTable, PoolPanel, SessionsTable
 
 log = logging.getLogger("exstreamtv.console")
-
-
-class ChannelCommands(Provider):
-    """Command palette: restart / error screen per channel, kick per session."""
-
-    async def search(self, query: str) -> Hits:
-        app = self.app
-        assert isinstance(app, ConsoleApp)
-        snap = app.last_snapshot
-        if snap is None:
-            return
-        matcher = self.matcher(query)
-        for ch in snap.channels:
-            n = ch["number"]
-            for label, action in ((f"Restart channel {n} {ch['name']}", partial(app.restart_channel, n)),
-                                  (f"Error screen for channel {n} {ch['name']}", partial(app.open_preview, n))):
-                score = matcher.match(label)
-                if score > 0:
-                    yield Hit(score, matcher.highlight(label), action)
-        for s in snap.sessions:
-            label = f"Kick session {s['client_addr']} on channel {s['channel_id']}"
-            score = matcher.match(label)
-            if score > 0:
-                yield Hit(score, matcher.highlight(label), partial(app.kick_session, s["session_id"]))
 
 
 class ConsoleApp(App[int]):
