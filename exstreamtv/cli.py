@@ -215,7 +215,7 @@ async def run_headless(cfg: Config, data_dir: Path) -> int:
 
 
 def setup_logging(level: str) -> None:
-    from .engine.log_ring import log_ring
+    from .engine.observe.log_ring import log_ring
 
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")

@@ -20,7 +20,7 @@ import httpx
 from .attach import NotConnected, find_local_server
 from .engine.clock import SystemClock
 from .engine.config import Config
-from .engine.events import EventLog
+from .engine.observe.events import EventLog
 from .engine.library.manager import LibraryManager
 from .engine.onair.media import MediaProbe
 from .engine.ffmpeg.binary import find_ffmpeg

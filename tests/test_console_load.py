@@ -5,8 +5,8 @@ import asyncio
 import time
 
 from exstreamtv.engine.clock import FakeClock
-from exstreamtv.engine.events import EventLog
-from exstreamtv.engine.loop_lag import LoopLagMonitor
+from exstreamtv.engine.observe.events import EventLog
+from exstreamtv.engine.observe.loop_lag import LoopLagMonitor
 from exstreamtv.engine.sessions import SessionManager
 from exstreamtv.engine.config import SessionManagerConfig
 from exstreamtv.tui.app import ConsoleApp

@@ -22,7 +22,7 @@ import pytest
 from exstreamtv.engine import access
 from exstreamtv.engine.state import backup
 from exstreamtv.engine.clock import FakeClock
-from exstreamtv.engine.events import EventLog
+from exstreamtv.engine.observe.events import EventLog
 from exstreamtv.engine.state.store import Store
 
 from .conftest import channel, small_config

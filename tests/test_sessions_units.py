@@ -4,7 +4,7 @@ import pytest
 
 from exstreamtv.engine.clock import FakeClock
 from exstreamtv.engine.config import SessionManagerConfig, StreamThrottlerConfig
-from exstreamtv.engine.events import EventLog
+from exstreamtv.engine.observe.events import EventLog
 from exstreamtv.engine.sessions import (ALLOWED, InvalidTransition, SessionLimitReached, SessionManager,
                                         SessionState)
 from exstreamtv.engine.stream.throttle import StreamThrottler

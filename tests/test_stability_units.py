@@ -8,7 +8,7 @@ import pytest
 from exstreamtv.engine.guards.circuit_breaker import BreakerState, CircuitBreaker
 from exstreamtv.engine.clock import FakeClock
 from exstreamtv.engine.config import CircuitBreakerConfig, ProcessPoolConfig, RestartGuardConfig
-from exstreamtv.engine.events import EventLog
+from exstreamtv.engine.observe.events import EventLog
 from exstreamtv.engine.guards.process_pool import ProcessPoolManager, RejectReason, SpawnRejected
 from exstreamtv.engine.guards.restart_guard import RefusalReason, RestartGuard
 from exstreamtv.engine.guards.token_bucket import TokenBucket

@@ -22,12 +22,12 @@ from .clock import Clock, SystemClock
 from .config import Config
 from .onair.demo import ensure_demo_media
 from .pipeline.error_screens import ErrorScreenConfig, ErrorScreenMessage, get_error_screen_generator
-from .events import Event, EventLog
+from .observe.events import Event, EventLog
 from .onair.guide import GuideCache
 from .ffmpeg.binary import FFmpegBinary, find_ffmpeg
 from .ffmpeg.command import OutputProfile
 from .guards.health import HealthMonitor
-from .loop_lag import LoopLagMonitor
+from .observe.loop_lag import LoopLagMonitor
 from .onair.media import MediaProbe
 from .onair.scan import ScanProgress
 from .guards.process_pool import ProcessPoolManager, SystemReadings

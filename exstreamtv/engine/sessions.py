@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from .clock import Clock
 from .config import SessionManagerConfig
-from .events import EventLog
+from .observe.events import EventLog
 
 log = logging.getLogger("exstreamtv.sessions")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..engine.control import SnapshotQuery
 from ..engine.local_control import LocalControl
-from ..engine.log_ring import log_ring
+from ..engine.observe.log_ring import log_ring
 
 HEARTBEAT = 15.0
 POLL = 0.25

@@ -15,7 +15,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, Hist
 from prometheus_client.registry import Collector
 
 from ..engine.engine import Engine
-from ..engine.events import Event
+from ..engine.observe.events import Event
 
 BREAKER_VALUE = {"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}
 

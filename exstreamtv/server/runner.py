@@ -169,7 +169,7 @@ class ServerHandle:
         self._write_state()
         hd = self.engine.config.hdhr
         if hd.discovery_enabled:
-            from .discovery import start_control, start_discovery
+            from .lan.discovery import start_control, start_discovery
 
             port = self.port
             configured = self.engine.config.server.base_url
@@ -184,7 +184,7 @@ class ServerHandle:
             self._control = await start_control(self.host, hd.discovery_port, control_values(
                 self.engine.hdhr_device_id, hd.tuner_count, lambda i: tuner_status(self.engine.tuners(), i)))
         if self.engine.config.hdhr.ssdp_enabled:
-            from .ssdp import start_ssdp
+            from .lan.ssdp import start_ssdp
 
             base = self.engine.config.server.base_url or self.urls[-1]
             self._ssdp = await start_ssdp(self.engine.hdhr_device_id, base)

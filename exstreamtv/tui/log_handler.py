@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..engine.log_ring import LogRing, log_ring
+from ..engine.observe.log_ring import LogRing, log_ring
 
 ConsoleLogHandler = LogRing  # the console drains the process's log ring
 

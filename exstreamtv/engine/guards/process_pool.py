@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ..clock import Clock
 from ..config import ProcessPoolConfig
-from ..events import EventLog
+from ..observe.events import EventLog
 from .spawning import Spawner, _own_group, default_spawner
 from .system_readings import PsutilReadings, SystemReadings
 from .token_bucket import TokenBucket

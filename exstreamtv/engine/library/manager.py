@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..clock import Clock
 from ..config import LibraryConfig, LibraryScanConfig
-from ..events import EventLog
+from ..observe.events import EventLog
 from ..onair.media import MediaProbe
 from .model import Item, Library
 from .scanner import ScanState, scan_library

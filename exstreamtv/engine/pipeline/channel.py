@@ -22,7 +22,7 @@ from ..stream.broadcaster import Broadcaster, Cursor
 from ..guards.circuit_breaker import CircuitBreaker
 from ..clock import Clock
 from ..config import AiAutoHealConfig, ChannelConfig, FFmpegConfig, HlsConfig, StreamingConfig
-from ..events import EventLog
+from ..observe.events import EventLog
 from ..ffmpeg.command import OutputProfile
 from ..stream.mpegts import CLOCK
 from ..stream.hls import Segmenter, first_sequence

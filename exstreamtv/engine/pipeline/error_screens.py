@@ -179,7 +179,7 @@ class ErrorScreenGenerator:
         if self.pool is None:
             from ..clock import SystemClock
             from ..config import ProcessPoolConfig
-            from ..events import EventLog
+            from ..observe.events import EventLog
             from ..guards.process_pool import ProcessPoolManager
 
             clock = SystemClock()

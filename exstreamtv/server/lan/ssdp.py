@@ -7,7 +7,7 @@ import logging
 import socket
 import struct
 
-from ..engine.hdhr import is_msearch_for_us, ssdp_response
+from ...engine.hdhr import is_msearch_for_us, ssdp_response
 
 log = logging.getLogger("exstreamtv.ssdp")
 GROUP, PORT = "239.255.255.250", 1900

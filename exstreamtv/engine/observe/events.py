@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from .clock import Clock
+from ..clock import Clock
 
 log = logging.getLogger("exstreamtv.events")
 

@@ -14,7 +14,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from .clock import Clock
+from ..clock import Clock
 from .events import EventLog
 
 

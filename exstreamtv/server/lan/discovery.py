@@ -14,7 +14,7 @@ import socket
 import time
 from typing import Callable
 
-from ..engine.hdhr import DISCOVER_PORT, MAX_CONTROL_PAYLOAD, DiscoveryPacketError, control_reply, discover_reply
+from ...engine.hdhr import DISCOVER_PORT, MAX_CONTROL_PAYLOAD, DiscoveryPacketError, control_reply, discover_reply
 
 log = logging.getLogger("exstreamtv.discovery")
 
