@@ -215,3 +215,42 @@ async def test_a_large_library_is_probed_in_the_background(server, ffmpeg, tmp_p
         assert (tmp_path / "data" / "probe-cache.json").exists()
     finally:
         await handle.stop()
+
+
+def lower_third_means(ffmpeg, ts: bytes) -> list[int]:
+    """Per decoded frame, the mean brightness of its lower third (where subtitles are)."""
+    return list(subprocess.run([ffmpeg.path, "-v", "error", "-i", "-", "-vf",
+                                "crop=iw:ih/3:0:ih*2/3,scale=1:1:flags=area", "-f", "rawvideo", "-pix_fmt", "gray",
+                                "-"], input=ts, capture_output=True, timeout=60).stdout)
+
+
+async def test_a_dvd_rips_bitmap_subtitles_are_burned_in(server, ffmpeg, tmp_path):
+    """A DVD rip's subtitle track is pictures (dvd_subtitle), not text: it is overlaid on the video
+    at the source's own size, then scaled with it; a channel without subtitles shows none."""
+    from .vobsub import write_vobsub
+
+    idx = write_vobsub(tmp_path / "subs", [(k * 1.0, 0.9) for k in range(40)])  # one a second, as dialogue
+    rip = tmp_path / "rip.mkv"
+    ff(ffmpeg, "-f", "lavfi", "-i", "color=c=0x202020:s=720x480:r=25", "-f", "lavfi", "-i",
+       "sine=f=440:sample_rate=48000", "-i", str(idx), "-t", "40", "-map", "0:v", "-map", "1:a", "-map", "2:s",
+       "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "copy",
+       "-metadata:s:s:0", "language=eng", str(rip))
+    cfg = small_config([channel(1, "Subtitled", rip), channel(2, "Plain", rip)])
+    cfg.channels[0].subtitles.languages, cfg.channels[0].subtitles.mode = ["eng"], "always"
+    r = await server(cfg)
+    item = r.engine.channels[1].schedule.items[0]
+    assert [s["codec"] for s in item.streams if s["kind"] == "subtitle"] == ["dvd_subtitle"]
+    caps = {}
+    async with r.client() as c:
+        for n in (1, 2):
+            reader = Reader(c, f"/stream/channels/{n}.ts", keep=True)
+            await wait_for(lambda: reader.bytes > 200_000, 30, f"channel {n}")
+            caps[n] = bytes(reader.data)
+            await reader.close()
+    subtitled, plain = lower_third_means(ffmpeg, caps[1]), lower_third_means(ffmpeg, caps[2])
+    assert len(subtitled) > 30 and len(plain) > 30
+    assert max(plain) < 40  # the dark picture alone
+    assert max(subtitled) > max(plain) + 40  # the white bar, burned in
+    assert sum(m > max(plain) + 40 for m in subtitled) > len(subtitled) // 3  # and it keeps coming, as dialogue does
+    plan = r.engine.channels[1].recent_plans[-1]
+    assert any("[0:s:0]overlay" in a for a in plan.argv)
