@@ -224,33 +224,40 @@ def lower_third_means(ffmpeg, ts: bytes) -> list[int]:
                                 "-"], input=ts, capture_output=True, timeout=60).stdout)
 
 
-async def test_a_dvd_rips_bitmap_subtitles_are_burned_in(server, ffmpeg, tmp_path):
-    """A DVD rip's subtitle track is pictures (dvd_subtitle), not text: it is overlaid on the video
-    at the source's own size, then scaled with it; a channel without subtitles shows none."""
+async def test_bitmap_subtitles_of_a_dvd_rip_and_a_dvb_recording_are_burned_in(server, ffmpeg, tmp_path):
+    """Subtitle tracks that are pictures, not text: a DVD rip's (dvd_subtitle in Matroska) and a DVB
+    recording's (dvb_subtitle in MPEG-TS, transcoded from the DVD track by FFmpeg, bitmap to bitmap).
+    Each is overlaid on the video at the source's own size, then scaled with it; a channel without
+    subtitles shows none."""
     from .vobsub import write_vobsub
 
     idx = write_vobsub(tmp_path / "subs", [(k * 1.0, 0.9) for k in range(40)])  # one a second, as dialogue
-    rip = tmp_path / "rip.mkv"
+    rip, rec = tmp_path / "rip.mkv", tmp_path / "recording.ts"
     ff(ffmpeg, "-f", "lavfi", "-i", "color=c=0x202020:s=720x480:r=25", "-f", "lavfi", "-i",
        "sine=f=440:sample_rate=48000", "-i", str(idx), "-t", "40", "-map", "0:v", "-map", "1:a", "-map", "2:s",
        "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac", "-c:s", "copy",
        "-metadata:s:s:0", "language=eng", str(rip))
-    cfg = small_config([channel(1, "Subtitled", rip), channel(2, "Plain", rip)])
-    cfg.channels[0].subtitles.languages, cfg.channels[0].subtitles.mode = ["eng"], "always"
+    ff(ffmpeg, "-i", str(rip), "-map", "0", "-c:v", "copy", "-c:a", "copy", "-c:s", "dvbsub", str(rec))
+    cfg = small_config([channel(1, "DVD", rip), channel(2, "Plain", rip), channel(3, "DVB", rec)])
+    for ch in (cfg.channels[0], cfg.channels[2]):
+        ch.subtitles.languages, ch.subtitles.mode = ["eng"], "always"
     r = await server(cfg)
-    item = r.engine.channels[1].schedule.items[0]
-    assert [s["codec"] for s in item.streams if s["kind"] == "subtitle"] == ["dvd_subtitle"]
+    for n, codec in ((1, "dvd_subtitle"), (3, "dvb_subtitle")):
+        item = r.engine.channels[n].schedule.items[0]
+        assert [s["codec"] for s in item.streams if s["kind"] == "subtitle"] == [codec]
     caps = {}
     async with r.client() as c:
-        for n in (1, 2):
+        for n in (1, 2, 3):
             reader = Reader(c, f"/stream/channels/{n}.ts", keep=True)
             await wait_for(lambda: reader.bytes > 200_000, 30, f"channel {n}")
             caps[n] = bytes(reader.data)
             await reader.close()
-    subtitled, plain = lower_third_means(ffmpeg, caps[1]), lower_third_means(ffmpeg, caps[2])
-    assert len(subtitled) > 30 and len(plain) > 30
-    assert max(plain) < 40  # the dark picture alone
-    assert max(subtitled) > max(plain) + 40  # the white bar, burned in
-    assert sum(m > max(plain) + 40 for m in subtitled) > len(subtitled) // 3  # and it keeps coming, as dialogue does
-    plan = r.engine.channels[1].recent_plans[-1]
-    assert any("[0:s:0]overlay" in a for a in plan.argv)
+    plain = lower_third_means(ffmpeg, caps[2])
+    assert len(plain) > 30 and max(plain) < 40  # the dark picture alone
+    for n in (1, 3):
+        subtitled = lower_third_means(ffmpeg, caps[n])
+        assert len(subtitled) > 30
+        assert max(subtitled) > max(plain) + 40, n  # the white bar, burned in
+        assert sum(m > max(plain) + 40 for m in subtitled) > len(subtitled) // 3, n  # and it keeps coming
+        plan = r.engine.channels[n].recent_plans[-1]
+        assert any("[0:s:0]overlay" in a for a in plan.argv)
