@@ -9,6 +9,7 @@ restart of the server does not move anything (the epoch is persisted).
 from __future__ import annotations
 
 import bisect
+import weakref
 from array import array
 import dataclasses
 from dataclasses import dataclass, field
@@ -47,6 +48,34 @@ class Slot:
         return self.end - self.start - self.offset
 
 
+class _Starts:
+    """Where each item of one items list starts in the loop: 8 bytes an item, and one table for
+    every schedule of that list (100 channels of a 20,000-item library hold one, not 100)."""
+
+    __slots__ = ("items", "starts", "total", "__weakref__")
+
+    def __init__(self, items: list[ScheduleItem]) -> None:
+        self.items = items
+        self.starts = array("d")
+        acc = 0.0
+        for it in items:
+            self.starts.append(acc)
+            acc += it.duration
+        self.total = acc
+
+
+_SHARED_STARTS: "weakref.WeakValueDictionary[int, _Starts]" = weakref.WeakValueDictionary()
+
+
+def _starts_of(items: list[ScheduleItem]) -> _Starts:
+    """The table for ``items`` (lists are never changed once scheduled: a change makes a new list)."""
+    found = _SHARED_STARTS.get(id(items))
+    if found is not None and found.items is items:
+        return found
+    made = _SHARED_STARTS[id(items)] = _Starts(items)
+    return made
+
+
 class Schedule:
     def __init__(self, items: list[ScheduleItem], epoch: float) -> None:
         if not all(i.duration > 0 for i in items):
@@ -55,12 +84,10 @@ class Schedule:
             raise ValueError("a schedule needs at least one item with a positive duration")
         self.items = items  # shared, not copied: channels of one library hold one list
         self.epoch = epoch
-        self._starts = array("d")  # 8 bytes an item: 100 channels of a 20,000-item library stay small
-        acc = 0.0
-        for it in items:
-            self._starts.append(acc)
-            acc += it.duration
-        self.total = acc
+        shared = _starts_of(items)  # and one table of start offsets for it
+        self._shared = shared
+        self._starts = shared.starts
+        self.total = shared.total
 
     def at(self, t: float) -> Slot:
         """The item on air at wall time ``t`` and the offset into it."""

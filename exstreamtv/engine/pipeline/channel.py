@@ -90,7 +90,7 @@ class Channel(SegmentRunner, Recovery, Planning, Readings):
         self._unavailable_reason = unavailable_reason
         self.state = ChannelState.IDLE if schedule else ChannelState.UNAVAILABLE
         self.media_problems: dict[str, str] = {}  # path -> why it is skipped (bounded)
-        self.base_items = list(schedule.items) if schedule else []  # the lineup as built (files may come back)
+        self.base_items = schedule.items if schedule else []  # the lineup as built (files may come back; shared)
         self.scan_total = 0
         self.scan_done = 0
         self.skipped_airings = 0  # programmes skipped because their file could not be played
@@ -162,7 +162,7 @@ class Channel(SegmentRunner, Recovery, Planning, Readings):
 
     def set_schedule(self, schedule: Schedule | None, reason: str | None) -> None:
         self.schedule, self._unavailable_reason = schedule, reason
-        self.base_items = list(schedule.items) if schedule else []
+        self.base_items = schedule.items if schedule else []
         if not self.running:
             self._set_state(ChannelState.IDLE if schedule else ChannelState.UNAVAILABLE)
 
