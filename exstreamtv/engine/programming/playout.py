@@ -77,7 +77,7 @@ class Builder:
         self._warned: set[str] = set()
         self.empty: set[str] = set()  # collections found empty while building
         self._shortest: dict[str, float] = {}
-        self._pick_keys: dict[tuple[int, str], str] = {}
+        self._picks: dict[tuple[int, str], tuple[CollectionSpec, str, list[ScheduleItem]]] = {}
 
     def items(self, spec: CollectionSpec | None) -> list[ScheduleItem]:
         if spec is None:
@@ -100,6 +100,7 @@ class Builder:
         """The libraries changed: collections are resolved again at the next extension."""
         self._items.clear()
         self._shortest.clear()
+        self._picks.clear()
 
     def shortest(self, spec: CollectionSpec) -> float:
         k = collection_key(spec)
@@ -110,12 +111,12 @@ class Builder:
         return hit
 
     def pick(self, spec: CollectionSpec, mode: str, state: BuildState) -> ScheduleItem | None:
-        items = self.items(spec)
+        hit = self._picks.get((id(spec), mode))  # hot: filler picks run hundreds of thousands of times a week
+        if hit is None or hit[0] is not spec:
+            hit = self._picks[(id(spec), mode)] = (spec, f"{mode}:{collection_key(spec)}", self.items(spec))
+        _, k, items = hit
         if not items:
             return None
-        k = self._pick_keys.get((id(spec), mode))
-        if k is None:
-            k = self._pick_keys[(id(spec), mode)] = f"{mode}:{collection_key(spec)}"
         n = state.cursors.get(k, 0)
         state.cursors[k] = n + 1
         if mode == "sequential":
@@ -160,11 +161,15 @@ class Builder:
         f = self.cfg.filler
         for spec in (f.collection, f.fallback) if f is not None else ():
             items = self.items(spec)
+            if not items:
+                continue
             tries = 0
-            while items and until - t >= max(MIN_GAP, self.shortest(spec) - 1e-6) and tries < len(items):
+            least = max(MIN_GAP, self.shortest(spec) - 1e-6)
+            source = collection_key(spec)
+            while until - t >= least and tries < len(items):
                 it = self.pick(spec, "shuffle", state)
                 if it is not None and it.duration <= until - t + 1e-6:
-                    out.append((t, t + it.duration, it, 0.0, "filler", collection_key(spec)))
+                    out.append((t, t + it.duration, it, 0.0, "filler", source))
                     t += it.duration
                     tries = 0
                 else:
