@@ -17,7 +17,7 @@ from lxml import etree
 
 from exstreamtv.engine.config import ConfigError, parse_config
 from exstreamtv.engine.onair.schedule import ScheduleItem
-from exstreamtv.engine.programming.playout import Builder, BuildState, Playout
+from exstreamtv.engine.programming.playout import Builder, BuildState, Playout, stored_airings
 
 from .conftest import SMALL_PROFILE
 from .test_library import clip
@@ -106,7 +106,7 @@ def test_the_stored_playout_survives_a_restart_and_continues_as_if_never_stopped
     stored = json.loads(first.to_json("h"))
     by_path = {i.path: i for i in SHOW + COMEDY + MOVIES + BUMPERS}
     again = Playout(Builder(channel_cfg(), resolver, print), BuildState.from_json(stored["state"]), 86400)
-    again.load(stored["airings"], by_path)
+    again.load(stored_airings(stored), by_path)
     again.extend(t0 + 6 * 86400)
     n = min(len(whole.airings), len(again.airings))
     assert n > 500
@@ -114,7 +114,7 @@ def test_the_stored_playout_survives_a_restart_and_continues_as_if_never_stopped
     # a file that vanished airs as the slate in its own time; everything else keeps its time
     by_path.pop("/a/e1")
     gone = Playout(Builder(channel_cfg(), resolver, print), BuildState.from_json(stored["state"]), 86400)
-    gone.load(stored["airings"], by_path)
+    gone.load(stored_airings(stored), by_path)
     e1 = [i for i, a in enumerate(first.airings) if a[2].path == "/a/e1"]
     assert all(gone.airings[i][4] == "slate" and gone.airings[i][0] == first.airings[i][0] for i in e1)
 

@@ -377,12 +377,21 @@ class Playout:
 
     # -- storage
     def to_json(self, config_hash: str) -> str:
-        return json.dumps({"hash": config_hash, "state": self.state.to_json(),
-                           "airings": [[a[0], a[1], a[2].path, a[3], a[4], a[5], a[2].duration, a[2].title]
-                                       for a in self.airings]})
+        """Stored compactly: each file (path, title, length) and each source once, airings by index
+        (a week of a channel is thousands of airings of a few hundred files)."""
+        files: dict[tuple[str, str, float], int] = {}
+        sources: dict[str, int] = {}
+        rows = []
+        for a in self.airings:
+            it = a[2]
+            fi = files.setdefault((it.path, it.title, it.duration), len(files))
+            rows.append([a[0], a[1], fi, a[3], a[4], sources.setdefault(a[5], len(sources))])
+        return json.dumps({"hash": config_hash, "state": self.state.to_json(), "version": 2,
+                           "files": [list(f) for f in files], "sources": list(sources), "airings": rows})
 
     def load(self, rows: list, by_path: dict[str, ScheduleItem]) -> None:
-        """Stored airings; a file no longer in the library airs as the slate (its time is kept)."""
+        """``rows``: ``stored_airings`` of what ``to_json`` wrote."""
+        # a file no longer in the library airs as the slate (its time is kept)
         out = []
         for start, end, path, seek, kind, source, duration, title in rows:
             it = by_path.get(path) if kind != SLATE else None
@@ -391,3 +400,16 @@ class Playout:
             out.append((start, end, it, seek, kind, source))
         self.add(out)
         self.epoch = out[0][0] if out else self.state.t
+
+
+def stored_airings(stored: dict) -> list[list]:
+    """A stored playout's airings as rows ``[start, end, path, seek, kind, source, duration, title]``
+    (version 2 keeps files and sources in tables; the first version had them in every row)."""
+    if stored.get("version") != 2:
+        return stored["airings"]
+    files, sources = stored["files"], stored["sources"]
+    out = []
+    for start, end, fi, seek, kind, si in stored["airings"]:
+        path, title, duration = files[fi]
+        out.append([start, end, path, seek, kind, sources[si], duration, title])
+    return out

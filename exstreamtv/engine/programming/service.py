@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..onair.lineup import library_items
 from ..onair.schedule import ScheduleItem
 from .collections import resolve
-from .playout import Builder, BuildState, Playout, config_hash
+from .playout import Builder, BuildState, Playout, config_hash, stored_airings
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -61,13 +61,13 @@ class Programming:
         playout: Playout
         if stored is not None and stored.get("hash") == digest:
             playout = Playout(builder, BuildState.from_json(stored["state"]), self.ahead)
-            playout.load(stored["airings"], self._by_path())
+            playout.load(stored_airings(stored), self._by_path())
         else:
             state = BuildState(now)
             if stored is not None:  # the programming changed: what is on air finishes first
                 old = BuildState.from_json(stored["state"])
                 state.cursors = old.cursors
-                keep = [a for a in stored["airings"] if a[0] <= now < a[1]]
+                keep = [a for a in stored_airings(stored) if a[0] <= now < a[1]]
                 playout = Playout(builder, state, self.ahead)
                 if keep:
                     playout.load(keep, self._by_path())
