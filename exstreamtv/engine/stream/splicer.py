@@ -93,7 +93,6 @@ class Splicer:
         n = len(buf)
         i = 0
         out: list[OutPacket] = []
-        es_pids = self.es_pids
         open_pes = seg.open_pes
         queue = seg.queue
         while i + TS <= n:
@@ -102,7 +101,7 @@ class Splicer:
                 # fast path, most packets: a PES continues (payload only, no PCR) right after its last queued part
                 pes = open_pes.get(((buf[i + 1] & 0x1F) << 8) | buf[i + 2])
                 if pes is not None and queue[-1].pes is pes and not pes.drop and not pes.trim \
-                        and pes.pid in es_pids:
+                        and pes.pid in self.es_pids:  # (a PMT read in this feed may have changed them)
                     if pes.payload is not None:
                         pes.payload += buf[i + 4:i + TS]
                     queue[-1].data += buf[i:i + TS]
