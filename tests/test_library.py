@@ -235,6 +235,17 @@ def decoded_audio_frequency(ffmpeg, ts: bytes) -> float:
     return crossings / 2 / (len(body) / 48000)
 
 
+async def capture_all(client, channels, size: int) -> dict[int, bytes]:
+    """``size`` bytes (at least) of each channel's stream, watched at the same time."""
+    readers = {n: Reader(client, f"/stream/channels/{n}.ts", keep=True) for n in channels}
+    try:
+        await wait_for(lambda: all(rd.bytes > size for rd in readers.values()), 45, f"channels {list(channels)}")
+        return {n: bytes(rd.data) for n, rd in readers.items()}
+    finally:
+        for rd in readers.values():
+            await rd.close()
+
+
 def bottom_brightness(ffmpeg, ts: bytes) -> float:
     """Mean brightness of the lower third of a frame in the middle of a capture (subtitles live there)."""
     raw = subprocess.run([ffmpeg.path, "-v", "error", "-i", "-", "-vf", "select=gte(n\\,20)", "-frames:v", "1",
@@ -260,13 +271,8 @@ async def test_audio_language_and_burned_subtitles_in_the_decoded_output(server,
                       subtitles=SubtitleConfig(["eng"], "forced-only")),
     ]
     r = await server(cfg)
-    caps = {}
     async with r.client() as c:
-        for n in (1, 2, 3, 5, 6):
-            reader = Reader(c, f"/stream/channels/{n}.ts", keep=True)
-            await wait_for(lambda: reader.bytes > 150_000, 30, f"channel {n}")
-            caps[n] = bytes(reader.data)
-            await reader.close()
+        caps = await capture_all(c, (1, 2, 3, 5, 6), 150_000)
     assert abs(decoded_audio_frequency(ffmpeg, caps[1]) - 880) < 30
     assert abs(decoded_audio_frequency(ffmpeg, caps[2]) - 440) < 30  # no preference: the first (default) track
     assert bottom_brightness(ffmpeg, caps[3]) > bottom_brightness(ffmpeg, caps[5]) + 5
@@ -290,13 +296,8 @@ channels:
     await wait_for(lambda: r.engine.channels[1].schedule is not None, 20, "the library on air")
     item = r.engine.libraries.get("clips").items[str(side)]
     assert item.subtitle_files == ((str(tmp_path / "lib" / "side.en.srt"), "eng", False),)
-    caps = {}
     async with r.client() as c:
-        for n in (1, 2):
-            reader = Reader(c, f"/stream/channels/{n}.ts", keep=True)
-            await wait_for(lambda: reader.bytes > 150_000, 30, f"channel {n}")
-            caps[n] = bytes(reader.data)
-            await reader.close()
+        caps = await capture_all(c, (1, 2), 150_000)
     assert bottom_brightness(ffmpeg, caps[1]) > bottom_brightness(ffmpeg, caps[2]) + 5
 
 

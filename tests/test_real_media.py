@@ -245,13 +245,10 @@ async def test_bitmap_subtitles_of_a_dvd_rip_and_a_dvb_recording_are_burned_in(s
     for n, codec in ((1, "dvd_subtitle"), (3, "dvb_subtitle")):
         item = r.engine.channels[n].schedule.items[0]
         assert [s["codec"] for s in item.streams if s["kind"] == "subtitle"] == [codec]
-    caps = {}
+    from .test_library import capture_all
+
     async with r.client() as c:
-        for n in (1, 2, 3):
-            reader = Reader(c, f"/stream/channels/{n}.ts", keep=True)
-            await wait_for(lambda: reader.bytes > 200_000, 30, f"channel {n}")
-            caps[n] = bytes(reader.data)
-            await reader.close()
+        caps = await capture_all(c, (1, 2, 3), 200_000)
     plain = lower_third_means(ffmpeg, caps[2])
     assert len(plain) > 30 and max(plain) < 40  # the dark picture alone
     for n in (1, 3):
